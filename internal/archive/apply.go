@@ -160,7 +160,16 @@ func entryErr(name string, err error) error {
 	if isSourceError(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("tar entry %q: %w", name, err)
+	return fmt.Errorf("tar entry %q: %w", shorten(name), err)
+}
+
+// shorten cuts a name for an error message.
+func shorten(name string) string {
+	const max = 200
+	if len(name) <= max {
+		return name
+	}
+	return name[:max] + fmt.Sprintf("...(%d bytes)", len(name))
 }
 
 // streamErr classes an error from reading the tar stream: the caller's own

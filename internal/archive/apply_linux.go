@@ -91,9 +91,12 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, name string, r io.
 		}
 		return true, a.rootDir(hdr)
 	}
+	if strings.HasPrefix(name, whiteoutMeta) && name != whiteoutOpaque {
+		return false, nil // aufs metadata (.wh..wh.plnk/...): ignored, as docker does
+	}
 	parent, base := splitName(name)
 	if strings.HasPrefix(base, whiteoutPrefix) {
-		return a.whiteout(parent, base)
+		return a.whiteout(parent, base, hdr)
 	}
 	switch hdr.Typeflag {
 	case tar.TypeChar, tar.TypeBlock:
@@ -210,7 +213,7 @@ func (a *applier) copyData(ctx context.Context, fd int, r io.Reader) error {
 			return nil
 		}
 		if rerr != nil {
-			return rerr
+			return streamErr("reading file data", rerr)
 		}
 		if n == len(a.buf) {
 			if err := ctx.Err(); err != nil {
@@ -379,7 +382,7 @@ func (a *applier) hardlink(pfd int, name, base string, hdr *tar.Header) error {
 }
 
 // whiteout applies a ".wh." entry in overlay format.
-func (a *applier) whiteout(parent, base string) (bool, error) {
+func (a *applier) whiteout(parent, base string, hdr *tar.Header) (bool, error) {
 	if base == whiteoutOpaque {
 		fd, err := a.parent(parent, true)
 		if err != nil {
@@ -404,7 +407,14 @@ func (a *applier) whiteout(parent, base string) (bool, error) {
 	for try := 0; ; try++ {
 		err := unix.Mknodat(fd, target, unix.S_IFCHR, 0)
 		if err == nil {
-			return true, nil
+			// Owner and times as in the tar, so that Diff gives the
+			// same entry back; the mode stays 0, as overlay makes it.
+			if !a.opts.NoChown {
+				if err := unix.Fchownat(fd, target, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					return false, fmt.Errorf("chown: %w", err)
+				}
+			}
+			return true, a.times(fd, target, hdr)
 		}
 		if err != unix.EEXIST || try > 0 {
 			return false, fmt.Errorf("creating whiteout: %w", err)
