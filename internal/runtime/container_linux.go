@@ -1,0 +1,419 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-run/berth/internal/errdefs"
+	"github.com/berth-run/berth/internal/seccomp"
+)
+
+// containerSys is the Linux part of a Container.
+type containerSys struct {
+	forker *forker
+	sock   *syncSocket // parent end, until Start learns the exec happened; guarded by mu
+}
+
+func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
+	spec, bundle, rootfs, err := prepareCreate(&opts)
+	if err != nil {
+		return nil, err
+	}
+	clone, joins, newCgroupNS, userNS, err := namespacePlan(spec)
+	if err != nil {
+		return nil, err
+	}
+	var prog *seccomp.Program
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.StateDir), 0o711); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(opts.StateDir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			if _, serr := os.Stat(filepath.Join(opts.StateDir, stateFile)); serr == nil {
+				return nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %q exists", opts.ID))
+			}
+		} else {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	cleanup := []func(){func() { os.RemoveAll(opts.StateDir) }}
+	defer func() {
+		if retErr != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	fifoPath := filepath.Join(opts.StateDir, fifoFile)
+	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	// Opened O_RDWR (never blocks, and the init's read blocks until a
+	// writer sends a byte), and not through os.OpenFile, which would make
+	// the shared file description non-blocking.
+	fifoFd, err := unix.Open(fifoPath, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("exec fifo: %w", err)
+	}
+	fifo := os.NewFile(uintptr(fifoFd), fifoPath)
+	defer fifo.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	parentSock := newSyncSocket(os.NewFile(uintptr(fds[0]), "sync-parent"))
+	childSock := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childSock.Close()
+	cleanup = append(cleanup, func() { parentSock.close() })
+
+	var cg CgroupManager
+	cgPath := ""
+	if opts.Cgroups != nil {
+		cgPath = opts.CgroupPath
+		if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
+			cgPath = spec.Linux.CgroupsPath
+		}
+		if cgPath == "" {
+			cgPath = "berth/" + opts.ID
+		}
+		if cg, err = opts.Cgroups(cgPath); err != nil {
+			return nil, err
+		}
+		var res *specs.LinuxResources
+		if spec.Linux != nil {
+			res = spec.Linux.Resources
+		}
+		if err := cg.Create(res); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
+		}
+		cleanup = append(cleanup, func() { _ = cg.Delete() })
+	}
+
+	stdio, closeStdio, err := stdioFiles(opts.Stdin, opts.Stdout, opts.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStdio()
+	files := append(stdio, opts.ExtraFiles...)
+	sockFd := len(files)
+	files = append(files, childSock, fifo)
+	var pdeath syscall.Signal
+	if opts.TieToParent {
+		pdeath = syscall.SIGKILL
+	}
+	attr := &os.ProcAttr{
+		Env:   []string{stageEnv + "=" + stageInit + "," + strconv.Itoa(sockFd)},
+		Files: files,
+		Sys:   sysProcAttr(spec, clone, userNS, pdeath),
+	}
+	proc, fk, err := startProcess(joins, nil, "/proc/self/exe", []string{"berth-init", opts.ID}, attr)
+	if err != nil {
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	childSock.Close()
+	c := &Container{proc: proc, cg: cg, exited: make(chan struct{}), sys: containerSys{forker: fk, sock: parentSock}}
+	cleanup = append(cleanup, func() {
+		_ = proc.Kill()
+		_, _ = c.Wait()
+	})
+	stop := context.AfterFunc(ctx, func() { _ = proc.Kill() })
+	defer stop()
+
+	if cg != nil {
+		if err := cg.Add(proc.Pid); err != nil {
+			return nil, fmt.Errorf("cgroup %s: add init: %w", cgPath, err)
+		}
+	}
+	if opts.PreStart != nil {
+		if err := opts.PreStart(ctx, proc.Pid); err != nil {
+			return nil, err
+		}
+	}
+	childSpec := *spec
+	if spec.Linux != nil {
+		l := *spec.Linux
+		l.Seccomp = nil
+		l.Resources = nil
+		childSpec.Linux = &l
+	}
+	cfg := &stageConfig{
+		Stage:       stageInit,
+		ID:          opts.ID,
+		Bundle:      bundle,
+		Rootfs:      rootfs,
+		Spec:        &childSpec,
+		Process:     spec.Process,
+		NoPivot:     opts.NoPivotRoot,
+		NewCgroupNS: newCgroupNS,
+		UserNS:      userNS,
+		Annotations: spec.Annotations,
+		Pid:         proc.Pid,
+		ExtraFiles:  len(opts.ExtraFiles),
+		Pdeathsig:   int(pdeath),
+	}
+	if prog != nil {
+		cfg.Seccomp, cfg.SeccompFlags = prog.Bytes(), prog.Flags
+	}
+	if h := spec.Hooks; h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0) {
+		cfg.ParentHooks = true
+	}
+	st := &State{
+		State: specs.State{
+			Version:     specs.Version,
+			ID:          opts.ID,
+			Status:      specs.ContainerState(StatusCreating),
+			Pid:         proc.Pid,
+			Bundle:      bundle,
+			Annotations: spec.Annotations,
+		},
+		Created:    time.Now().UTC(),
+		Rootfs:     rootfs,
+		CgroupPath: cgPath,
+		Config:     spec,
+		StateDir:   opts.StateDir,
+	}
+	c.state = st
+	if err := parentSock.send(&message{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, c.childError(err)
+	}
+	if err := c.awaitReady(ctx, &opts); err != nil {
+		return nil, err
+	}
+	if st.StartTime, err = processStartTime(proc.Pid); err != nil {
+		return nil, c.childError(err)
+	}
+	st.Status = specs.ContainerState(StatusCreated)
+	if err := writeState(st); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := atomicWrite(opts.PidFile, []byte(strconv.Itoa(proc.Pid))); err != nil {
+			return nil, fmt.Errorf("pid file: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// awaitReady serves the init's requests until it reports ready.
+func (c *Container) awaitReady(ctx context.Context, opts *CreateOpts) error {
+	for {
+		m, f, err := c.sys.sock.recv()
+		if err != nil {
+			return c.childError(err)
+		}
+		switch m.Type {
+		case msgError:
+			c.reapQuietly()
+			return m.err()
+		case msgHooks:
+			h := c.state.Config.Hooks
+			s := c.state.State
+			err := runHooks(h.Prestart, "prestart", &s)
+			if err == nil {
+				err = runHooks(h.CreateRuntime, "createRuntime", &s)
+			}
+			reply := &message{Type: msgHooksDone}
+			if err != nil {
+				reply = errorMessage(err)
+			}
+			if serr := c.sys.sock.send(reply); serr != nil && err == nil {
+				err = c.childError(serr)
+			}
+			if err != nil {
+				return err
+			}
+		case msgConsole:
+			if f == nil {
+				return errors.New("console message without a file descriptor")
+			}
+			if opts.ConsoleSocket != "" {
+				err := sendConsole(opts.ConsoleSocket, f)
+				f.Close()
+				if err != nil {
+					return err
+				}
+			} else {
+				c.console = f
+			}
+		case msgReady:
+			return nil
+		default:
+			return fmt.Errorf("unexpected message %q from init", m.Type)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// childError explains a broken sync socket: usually the init died.
+func (c *Container) childError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		st, werr := c.Wait()
+		if werr == nil {
+			return fmt.Errorf("container init exited early (status %d)", st.Code)
+		}
+	}
+	return fmt.Errorf("container init: %w", err)
+}
+
+func (c *Container) reapQuietly() { _, _ = c.Wait() }
+
+// stdioFiles returns the three stdio files, /dev/null for nil ones.
+func stdioFiles(in, out, errf *os.File) ([]*os.File, func(), error) {
+	files := []*os.File{in, out, errf}
+	var null *os.File
+	for i, f := range files {
+		if f != nil {
+			continue
+		}
+		if null == nil {
+			var err error
+			if null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+				return nil, nil, err
+			}
+		}
+		files[i] = null
+	}
+	return files, func() {
+		if null != nil {
+			null.Close()
+		}
+	}, nil
+}
+
+// prepareCreate validates opts and resolves the spec, bundle and rootfs.
+func prepareCreate(opts *CreateOpts) (*specs.Spec, string, string, error) {
+	if err := validateID(opts.ID); err != nil {
+		return nil, "", "", err
+	}
+	if opts.StateDir == "" {
+		return nil, "", "", errdefs.New(errdefs.ErrInvalid, "state dir is required")
+	}
+	bundle := opts.Bundle
+	if bundle != "" {
+		var err error
+		if bundle, err = filepath.Abs(bundle); err != nil {
+			return nil, "", "", err
+		}
+	}
+	spec := opts.Spec
+	if spec == nil {
+		if bundle == "" {
+			return nil, "", "", errdefs.New(errdefs.ErrInvalid, "a spec or a bundle is required")
+		}
+		var err error
+		if spec, err = ReadSpec(filepath.Join(bundle, "config.json")); err != nil {
+			return nil, "", "", err
+		}
+	}
+	if spec.Process == nil {
+		return nil, "", "", errdefs.New(errdefs.ErrInvalid, "spec has no process")
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return nil, "", "", errdefs.New(errdefs.ErrInvalid, "spec has no root")
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	real, err := filepath.EvalSymlinks(rootfs)
+	if err != nil {
+		return nil, "", "", errdefs.Wrap(errdefs.ErrInvalid, "rootfs", err)
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+		return nil, "", "", errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("rootfs %s is not a directory", rootfs))
+	}
+	return spec, bundle, real, nil
+}
+
+// ReadSpec reads an OCI config.json.
+func ReadSpec(path string) (*specs.Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errdefs.Wrap(errdefs.ErrNotFound, "config", err)
+		}
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalid, "parse "+path, err)
+	}
+	return &s, nil
+}
+
+func validateID(id string) error {
+	if id == "" || id == "." || id == ".." || len(id) > 1024 {
+		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid container id %q", id))
+	}
+	for _, r := range id {
+		if r == '/' || r == 0 {
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid container id %q", id))
+		}
+	}
+	return nil
+}
+
+func (c *Container) start(ctx context.Context) error {
+	if err := releaseFifo(c.state.StateDir); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	sock := c.sys.sock
+	c.sys.sock = nil
+	c.mu.Unlock()
+	if sock != nil {
+		// EOF: the init exec'd (its end is close-on-exec) or died.
+		m, _, err := sock.recv()
+		sock.close()
+		if err == nil && m.Type == msgError {
+			c.reapQuietly()
+			return m.err()
+		}
+	}
+	return runPoststart(c.state)
+}
+
+func (c *Container) wait() (ExitStatus, error) {
+	c.waitOnce.Do(func() {
+		ps, err := c.proc.Wait()
+		c.sys.forker.done()
+		if err != nil {
+			c.waitErr = err
+		} else {
+			c.exit = exitStatus(ps.Sys().(syscall.WaitStatus))
+		}
+		close(c.exited)
+	})
+	return c.exit, c.waitErr
+}
+
+func exitStatus(ws syscall.WaitStatus) ExitStatus {
+	st := ExitStatus{ExitedAt: time.Now()}
+	switch {
+	case ws.Signaled():
+		st.Signal = ws.Signal()
+		st.Code = 128 + int(ws.Signal())
+	default:
+		st.Code = ws.ExitStatus()
+	}
+	return st
+}

@@ -1,0 +1,372 @@
+package runtime
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-run/berth/internal/errdefs"
+)
+
+// mountOptions is a spec mount's options split the way mount(2) wants.
+type mountOptions struct {
+	flags       uintptr   // MS_* flags for the mount itself
+	propagation []uintptr // MS_SHARED, MS_PRIVATE... applied afterwards
+	data        string    // filesystem-specific options
+	bind        bool
+}
+
+var mountFlagTable = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"async":         {true, unix.MS_SYNCHRONOUS},
+	"atime":         {true, unix.MS_NOATIME},
+	"bind":          {false, unix.MS_BIND},
+	"defaults":      {false, 0},
+	"dev":           {true, unix.MS_NODEV},
+	"diratime":      {true, unix.MS_NODIRATIME},
+	"dirsync":       {false, unix.MS_DIRSYNC},
+	"exec":          {true, unix.MS_NOEXEC},
+	"mand":          {false, unix.MS_MANDLOCK},
+	"noatime":       {false, unix.MS_NOATIME},
+	"nodev":         {false, unix.MS_NODEV},
+	"nodiratime":    {false, unix.MS_NODIRATIME},
+	"noexec":        {false, unix.MS_NOEXEC},
+	"nomand":        {true, unix.MS_MANDLOCK},
+	"norelatime":    {true, unix.MS_RELATIME},
+	"nostrictatime": {true, unix.MS_STRICTATIME},
+	"nosuid":        {false, unix.MS_NOSUID},
+	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
+	"relatime":      {false, unix.MS_RELATIME},
+	"remount":       {false, unix.MS_REMOUNT},
+	"ro":            {false, unix.MS_RDONLY},
+	"rw":            {true, unix.MS_RDONLY},
+	"silent":        {false, unix.MS_SILENT},
+	"loud":          {true, unix.MS_SILENT},
+	"strictatime":   {false, unix.MS_STRICTATIME},
+	"suid":          {true, unix.MS_NOSUID},
+	"sync":          {false, unix.MS_SYNCHRONOUS},
+}
+
+var propagationTable = map[string]uintptr{
+	"private":     unix.MS_PRIVATE,
+	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
+	"shared":      unix.MS_SHARED,
+	"rshared":     unix.MS_SHARED | unix.MS_REC,
+	"slave":       unix.MS_SLAVE,
+	"rslave":      unix.MS_SLAVE | unix.MS_REC,
+	"unbindable":  unix.MS_UNBINDABLE,
+	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+func parseMountOptions(opts []string) mountOptions {
+	var mo mountOptions
+	var data []string
+	for _, o := range opts {
+		if f, ok := mountFlagTable[o]; ok {
+			if f.clear {
+				mo.flags &^= f.flag
+			} else {
+				mo.flags |= f.flag
+			}
+			continue
+		}
+		if p, ok := propagationTable[o]; ok {
+			mo.propagation = append(mo.propagation, p)
+			continue
+		}
+		switch o {
+		case "tmpcopyup", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow", "nosymfollow", "symfollow":
+			// Extensions of runc/crun (mount_setattr); not supported yet.
+			continue
+		}
+		data = append(data, o)
+	}
+	mo.bind = mo.flags&unix.MS_BIND != 0
+	mo.data = strings.Join(data, ",")
+	return mo
+}
+
+// rootfsBuilder sets up mounts below the rootfs before pivot_root.
+type rootfsBuilder struct {
+	cfg    *stageConfig
+	rootfs string
+	root   int // O_PATH fd of rootfs
+}
+
+func (b *rootfsBuilder) mountAll() error {
+	for i := range b.cfg.Spec.Mounts {
+		m := &b.cfg.Spec.Mounts[i]
+		if err := b.mount(m); err != nil {
+			return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
+		}
+	}
+	return nil
+}
+
+func (b *rootfsBuilder) mount(m *specs.Mount) error {
+	if !filepath.IsAbs(m.Destination) {
+		// The spec requires absolute destinations; runc tolerates
+		// relative ones as relative to "/".
+		m.Destination = "/" + m.Destination
+	}
+	mo := parseMountOptions(m.Options)
+	if m.Type == "bind" {
+		mo.bind = true
+		mo.flags |= unix.MS_BIND
+	}
+	if mo.bind {
+		return b.bindMount(m, mo)
+	}
+	if m.Type == "cgroup" || m.Type == "cgroup2" {
+		return b.cgroupMount(m, mo)
+	}
+	target, err := mkdirAllInRoot(b.root, m.Destination, 0o755)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	flags := mo.flags
+	data := mo.data
+	err = unix.Mount(m.Source, fdPath(target), m.Type, flags, data)
+	if err != nil && m.Type == "mqueue" && errors.Is(err, unix.EPERM) {
+		// mqueue needs an own IPC namespace; bind the host's instead.
+		err = unix.Mount("/dev/mqueue", fdPath(target), "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	remount := false
+	if err != nil && m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
+		// sysfs needs an own network namespace in a user namespace.
+		err = unix.Mount("/sys", fdPath(target), "", unix.MS_BIND|unix.MS_REC, "")
+		remount = flags&unix.MS_RDONLY != 0
+	}
+	if err != nil {
+		return err
+	}
+	if !remount && len(mo.propagation) == 0 {
+		return nil
+	}
+	return b.onMounted(m.Destination, func(p string) error {
+		if remount {
+			if err := remountBind(p, flags); err != nil {
+				return err
+			}
+		}
+		return setPropagation(p, mo.propagation)
+	})
+}
+
+// onMounted calls fn with a path naming the mount just made at dest: an fd
+// opened before the mount still names the directory it covers.
+func (b *rootfsBuilder) onMounted(dest string, fn func(string) error) error {
+	fd, err := openInRoot(b.root, dest, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return fn(fdPath(fd))
+}
+
+func (b *rootfsBuilder) bindMount(m *specs.Mount, mo mountOptions) error {
+	src := m.Source
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(b.cfg.Bundle, src)
+	}
+	dir, err := hostIsDir(src)
+	if err != nil {
+		return err
+	}
+	var target int
+	if dir {
+		target, err = mkdirAllInRoot(b.root, m.Destination, 0o755)
+	} else {
+		target, err = createInRoot(b.root, m.Destination, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	t := fdPath(target)
+	if err := unix.Mount(src, t, "", mo.flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+		return err
+	}
+	// Flags other than bind/rec only take effect on a remount.
+	remount := mo.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) != 0
+	if !remount && len(mo.propagation) == 0 {
+		return nil
+	}
+	return b.onMounted(m.Destination, func(p string) error {
+		if remount {
+			if err := remountBind(p, mo.flags); err != nil {
+				return err
+			}
+		}
+		return setPropagation(p, mo.propagation)
+	})
+}
+
+// remountBind applies flags to a bind mount, keeping the flags the kernel
+// locks (a remount that would clear nosuid/nodev/noexec/atime flags of a
+// mount made in a more privileged namespace fails with EPERM).
+func remountBind(target string, flags uintptr) error {
+	flags = flags&^(unix.MS_REC) | unix.MS_BIND | unix.MS_REMOUNT
+	err := unix.Mount("", target, "", flags, "")
+	if err == nil || !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	var st unix.Statfs_t
+	if serr := unix.Statfs(target, &st); serr != nil {
+		return err
+	}
+	locked := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME | unix.MS_RDONLY)
+	return unix.Mount("", target, "", flags|locked, "")
+}
+
+func setPropagation(target string, props []uintptr) error {
+	for _, p := range props {
+		if err := unix.Mount("", target, "", p, ""); err != nil {
+			return fmt.Errorf("set propagation: %w", err)
+		}
+	}
+	return nil
+}
+
+// cgroupMount mounts the container's cgroups at the destination: the
+// hierarchy itself for cgroup v2 in a cgroup namespace, otherwise a tmpfs
+// with a bind mount of the container's cgroup per v1 hierarchy (or the
+// cgroup's directory of the unified hierarchy).
+func (b *rootfsBuilder) cgroupMount(m *specs.Mount, mo mountOptions) error {
+	target, err := mkdirAllInRoot(b.root, m.Destination, 0o755)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	ro := mo.flags & unix.MS_RDONLY
+	common := mo.flags &^ (unix.MS_RDONLY | unix.MS_BIND | unix.MS_REC)
+	hier, err := readHierarchies()
+	if err != nil {
+		return err
+	}
+	if len(hier) == 1 && hier[0].unified && hier[0].mountpoint == "/sys/fs/cgroup" {
+		if b.cfg.NewCgroupNS {
+			return unix.Mount("cgroup2", fdPath(target), "cgroup2", mo.flags, "")
+		}
+		if err := unix.Mount(filepath.Join(hier[0].mountpoint, hier[0].path), fdPath(target), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		return b.onMounted(m.Destination, func(p string) error { return remountBind(p, common|ro) })
+	}
+	if err := unix.Mount("tmpfs", fdPath(target), "tmpfs", common, "mode=755"); err != nil {
+		return err
+	}
+	for _, h := range hier {
+		name := filepath.Base(h.mountpoint)
+		dest := filepath.Join(m.Destination, name)
+		sub, err := mkdirAllInRoot(b.root, dest, 0o755)
+		if err != nil {
+			return err
+		}
+		src := filepath.Join(h.mountpoint, h.path)
+		err = unix.Mount(src, fdPath(sub), "", unix.MS_BIND|unix.MS_REC, "")
+		unix.Close(sub)
+		if err == nil {
+			err = b.onMounted(dest, func(p string) error { return remountBind(p, common|ro) })
+		}
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", name, err)
+		}
+		// Comounted controllers (cpu,cpuacct) get a symlink per name.
+		if strings.Contains(name, ",") {
+			for _, alias := range strings.Split(name, ",") {
+				_ = unix.Symlinkat(name, b.root, strings.TrimPrefix(filepath.Join(m.Destination, alias), "/"))
+			}
+		}
+	}
+	if ro != 0 {
+		return b.onMounted(m.Destination, func(p string) error { return remountBind(p, common|ro) })
+	}
+	return nil
+}
+
+// hierarchy is one mounted cgroup hierarchy and this process's cgroup in it.
+type hierarchy struct {
+	mountpoint string // host mount point, e.g. /sys/fs/cgroup/memory
+	path       string // this process's cgroup relative to the mount's root
+	unified    bool
+}
+
+// readHierarchies pairs the lines of /proc/self/cgroup with the cgroup
+// mounts of /proc/self/mountinfo.
+func readHierarchies() ([]hierarchy, error) {
+	cg, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	type mnt struct{ point, root string }
+	byOpt := map[string]mnt{}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, fl := range fields {
+			if fl == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || len(fields) < sep+4 {
+			continue
+		}
+		fstype := fields[sep+1]
+		switch fstype {
+		case "cgroup2":
+			byOpt[""] = mnt{fields[4], fields[3]}
+		case "cgroup":
+			for _, o := range strings.Split(fields[sep+3], ",") {
+				if o == "rw" || o == "ro" {
+					continue
+				}
+				if _, ok := byOpt[o]; !ok {
+					byOpt[o] = mnt{fields[4], fields[3]}
+				}
+			}
+		}
+	}
+	var out []hierarchy
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		key := ""
+		if parts[1] != "" {
+			key = strings.Split(parts[1], ",")[0]
+		}
+		mp, ok := byOpt[key]
+		if !ok || seen[mp.point] {
+			continue
+		}
+		seen[mp.point] = true
+		rel, err := filepath.Rel(mp.root, parts[2])
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = "."
+		}
+		out = append(out, hierarchy{mountpoint: mp.point, path: rel, unified: parts[1] == ""})
+	}
+	if len(out) == 0 {
+		return nil, errdefs.New(errdefs.ErrNotSupported, "no cgroup hierarchy is mounted")
+	}
+	return out, nil
+}

@@ -1,0 +1,113 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// stageEnv is the environment marker of a re-exec: "<stage>,<socket fd>".
+const stageEnv = "_BERTH_RUNTIME_STAGE"
+
+const (
+	stageInit = "init"
+	stageExec = "exec"
+)
+
+// stageConfig is everything the init or exec stage needs, sent once over
+// the sync socket.
+type stageConfig struct {
+	Stage  string `json:"stage"`
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	// Rootfs is the absolute host path of the root filesystem (init).
+	Rootfs string `json:"rootfs,omitempty"`
+	// Spec is the container's spec without its seccomp section (init).
+	Spec *specs.Spec `json:"spec,omitempty"`
+	// Process is the process to execve.
+	Process *specs.Process `json:"process"`
+	// Seccomp is the compiled filter (struct sock_filter array, host
+	// byte order); empty for none.
+	Seccomp      []byte `json:"seccomp,omitempty"`
+	SeccompFlags uint   `json:"seccompFlags,omitempty"`
+	// NoPivot uses MS_MOVE+chroot instead of pivot_root.
+	NoPivot bool `json:"noPivot,omitempty"`
+	// NewCgroupNS: unshare the cgroup namespace once placed in the
+	// container's cgroup (init).
+	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+	// UserNS: the container has its own user namespace (device nodes are
+	// bind-mounted from the host instead of made).
+	UserNS bool `json:"userNS,omitempty"`
+	// ParentHooks: ask the parent to run prestart/createRuntime hooks
+	// once the mounts are done.
+	ParentHooks bool `json:"parentHooks,omitempty"`
+	// Annotations for the OCI state given to createContainer and
+	// startContainer hooks.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Pid is the init's pid as the parent sees it (for hook states).
+	Pid int `json:"pid,omitempty"`
+	// ExtraFiles is how many fds from 3 on are passed to the process.
+	ExtraFiles int `json:"extraFiles,omitempty"`
+	// Pdeathsig is set again right before execve (credential changes
+	// clear it).
+	Pdeathsig int `json:"pdeathsig,omitempty"`
+
+	// consoleSlave is the pty slave made by setupConsole (child only).
+	consoleSlave int
+}
+
+// init runs the init or exec stage when this process is a re-exec made by
+// this package, and never returns then. It does nothing otherwise.
+func init() {
+	v, ok := os.LookupEnv(stageEnv)
+	if !ok {
+		return
+	}
+	// Capabilities, credentials, no_new_privs and seccomp are per thread:
+	// everything happens on the main thread, which calls execve.
+	runtime.LockOSThread()
+	stage, fdText, _ := strings.Cut(v, ",")
+	fd, err := strconv.Atoi(fdText)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth runtime: bad %s=%q\n", stageEnv, v)
+		os.Exit(125)
+	}
+	os.Unsetenv(stageEnv)
+	unix.CloseOnExec(fd)
+	sock := newSyncSocket(os.NewFile(uintptr(fd), "sync"))
+	switch stage {
+	case stageInit:
+		runInitStage(sock, fd)
+	case stageExec:
+		runExecStage(sock, fd)
+	}
+	fmt.Fprintf(os.Stderr, "berth runtime: unknown stage %q\n", stage)
+	os.Exit(125)
+}
+
+// stageFail reports err to the parent and exits. It writes the error to
+// stderr too when the parent is gone (the OCI CLI's start).
+func stageFail(sock *syncSocket, err error) {
+	if sock == nil || sock.send(errorMessage(err)) != nil {
+		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+	}
+	os.Exit(127)
+}
+
+// receiveConfig reads the stage configuration.
+func receiveConfig(sock *syncSocket) *stageConfig {
+	m, _, err := sock.recv()
+	if err != nil {
+		// The parent is gone: nothing to report to.
+		os.Exit(125)
+	}
+	if m.Type != msgConfig || m.Config == nil {
+		stageFail(sock, fmt.Errorf("expected config, got %q", m.Type))
+	}
+	return m.Config
+}
