@@ -97,6 +97,16 @@ func parseProcessCaps(c *specs.LinuxCapabilities) (*processCaps, error) {
 	if c == nil {
 		return pc, nil
 	}
+	// Capabilities outside this thread's bounding set can never be had
+	// (for example CAP_SYS_RESOURCE on a machine that withholds it): a
+	// privileged container gets all the others, as with podman.
+	have := boundingSet(pc.last)
+	defer func() {
+		pc.effective &= have
+		pc.permitted &= have
+		pc.inheritable &= have
+		pc.ambient &= have
+	}()
 	var err error
 	for _, x := range []struct {
 		dst   *capSet
@@ -156,4 +166,15 @@ func (pc *processCaps) apply() error {
 		}
 	}
 	return nil
+}
+
+// boundingSet reads this thread's bounding set.
+func boundingSet(last uint) capSet {
+	var s capSet
+	for c := uint(0); c <= last; c++ {
+		if v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && v == 1 {
+			s |= 1 << c
+		}
+	}
+	return s
 }

@@ -109,6 +109,10 @@ func prepareInit(sock *syncSocket, cfg *stageConfig) error {
 			return err
 		}
 	}
+	// Rlimits before "ready", so a limit the kernel refuses fails create.
+	if err := setRlimits(cfg.Process.Rlimits); err != nil {
+		return err
+	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("set hostname: %w", err)

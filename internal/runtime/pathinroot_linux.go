@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,6 +45,12 @@ func mkdirAllInRoot(root int, path string, mode uint32) (int, error) {
 		return fd, nil
 	} else if err != unix.ENOENT {
 		return -1, err
+	}
+	// Resolve the symlinks of the missing part (a dangling symlink's
+	// target is to be created) the way RESOLVE_IN_ROOT would.
+	base := fdPath(root)
+	if joined, err := securejoin.SecureJoin(base, path); err == nil && strings.HasPrefix(joined, base+"/") {
+		path = strings.TrimPrefix(joined, base)
 	}
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	cur, err := unix.Dup(root)

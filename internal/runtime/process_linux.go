@@ -136,8 +136,10 @@ func execProcess(sock *syncSocket, cfg *stageConfig, path string) {
 // umask, and seccomp (when no_new_privs allows it without privileges).
 func finalizeProcess(cfg *stageConfig) error {
 	p := cfg.Process
-	if err := setRlimits(p.Rlimits); err != nil {
-		return err
+	if cfg.Stage == stageExec {
+		if err := setRlimits(p.Rlimits); err != nil {
+			return err
+		}
 	}
 	if cfg.consoleSlave > 0 {
 		if err := useConsole(cfg.consoleSlave); err != nil {

@@ -33,7 +33,8 @@ const (
 // instructions ahead; further targets get an unconditional jump
 // (32-bit offset) as a trampoline.
 type builder struct {
-	rev []Instruction // in reverse order
+	rev  []Instruction    // in reverse order
+	rets map[uint32]label // the last "ret k" emitted, shared while in reach
 }
 
 type label int
@@ -51,6 +52,20 @@ func (b *builder) emit(in Instruction) label {
 }
 
 func (b *builder) ret(k uint32) label { return b.emit(Instruction{Code: bpfRetK, K: k}) }
+
+// sharedRet returns a "ret k" in reach of a conditional jump, emitting one
+// only when the last is too far.
+func (b *builder) sharedRet(k uint32) label {
+	if l, ok := b.rets[k]; ok && b.dist(l) <= 255 {
+		return l
+	}
+	if b.rets == nil {
+		b.rets = map[uint32]label{}
+	}
+	l := b.ret(k)
+	b.rets[k] = l
+	return l
+}
 
 func (b *builder) load(off uint32) label { return b.emit(Instruction{Code: bpfLdWAbs, K: off}) }
 
@@ -154,7 +169,7 @@ func (b *builder) syscallBlock(rs []rule, lDefault label) (label, error) {
 	next := lDefault
 	for i := len(rs) - 1; i >= 0; i-- {
 		r := rs[i]
-		act := b.ret(r.action)
+		act := b.sharedRet(r.action)
 		if len(r.conds) == 0 {
 			next = act
 			continue
