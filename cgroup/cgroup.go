@@ -25,8 +25,10 @@
 // one exception is cgroup v2's cgroup.subtree_control of the nearest
 // existing ancestor, which must list a controller before any child can
 // use it; Create adds there only the controllers the cgroup needs (those its
-// resources use, plus cpu, io, memory and pids for statistics, when the
-// ancestor offers them) and never removes any. On a v2 system the caller's
+// resources use, plus cpu, cpuset, io, memory and pids for statistics and
+// later updates, when the ancestor offers them) and never removes any. An
+// Update that needs a controller Create did not enable (hugetlb, rdma,
+// misc) enables it only in the cgroup's parent. On a v2 system the caller's
 // own cgroup usually holds processes, and the kernel refuses to enable
 // controllers below a non-root cgroup that does (the "no internal
 // processes" rule): there, use an absolute path (or a relative path from a
@@ -114,6 +116,28 @@ func (h *hierarchy) has(c string) bool {
 		}
 	}
 	return false
+}
+
+// hier returns the hierarchy carrying controller c, or nil.
+func (m *Manager) hier(c string) *hierarchy {
+	if m.mode == Unified {
+		return &m.hiers[0]
+	}
+	for i := range m.hiers {
+		if m.hiers[i].has(c) {
+			return &m.hiers[i]
+		}
+	}
+	return nil
+}
+
+// cpusetFile names a cpuset file in h ("cpuset.cpus", or "cpus" when the
+// hierarchy is mounted with noprefix).
+func (h *hierarchy) cpusetFile(name string) string {
+	if h.noPrefix {
+		return name
+	}
+	return "cpuset." + name
 }
 
 // fsys is what the Manager does to a cgroup file system that a plain

@@ -223,26 +223,6 @@ func runConformance(t *testing.T, newManager func(t *testing.T) *Manager) {
 	})
 }
 
-// badResources are refused with ErrInvalid; the first ones mix a valid
-// field with a bad one, to show that nothing is written.
-func badResources() []*specs.LinuxResources {
-	return []*specs.LinuxResources{
-		{Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 20))}, CPU: &specs.LinuxCPU{Quota: ptr(int64(10))}},
-		{Pids: &specs.LinuxPids{Limit: ptr(int64(16))}, Memory: &specs.LinuxMemory{Limit: ptr(int64(0))}},
-		{CPU: &specs.LinuxCPU{Shares: ptr(uint64(0))}},
-		{CPU: &specs.LinuxCPU{Period: ptr(uint64(0))}},
-		{CPU: &specs.LinuxCPU{Quota: ptr(int64(-5))}},
-		{CPU: &specs.LinuxCPU{Cpus: "0-"}},
-		{Memory: &specs.LinuxMemory{Limit: ptr(int64(-2))}},
-		{Memory: &specs.LinuxMemory{Limit: ptr(int64(64 << 20)), Swap: ptr(int64(32 << 20))}},
-		{Memory: &specs.LinuxMemory{Swappiness: ptr(uint64(101))}},
-		{Pids: &specs.LinuxPids{Limit: ptr(int64(-2))}},
-		{BlockIO: &specs.LinuxBlockIO{Weight: ptr(uint16(5))}},
-		{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Type: "x", Access: "rwm"}}},
-		{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "3XB", Limit: 1}}},
-	}
-}
-
 // checkFiles reads back files of m: key {controller, file}.
 func checkFiles(t *testing.T, m *Manager, want map[[2]string]string) {
 	t.Helper()

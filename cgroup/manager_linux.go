@@ -149,19 +149,6 @@ func DetectMode() Mode {
 	return detectMode(ms)
 }
 
-// hier returns the hierarchy carrying controller c, or nil.
-func (m *Manager) hier(c string) *hierarchy {
-	if m.mode == Unified {
-		return &m.hiers[0]
-	}
-	for i := range m.hiers {
-		if m.hiers[i].has(c) {
-			return &m.hiers[i]
-		}
-	}
-	return nil
-}
-
 // errKind classes a kernel error from a cgroup file.
 func errKind(err error) error {
 	var errno unix.Errno
@@ -623,17 +610,6 @@ func hugePageSizes() map[string]bool {
 		sizes[pageSizeName(n*1024)] = true
 	}
 	return sizes
-}
-
-// pageSizeName is the kernel's name for a huge page size: 2MB, 1GB, 64KB.
-func pageSizeName(bytes uint64) string {
-	units := []string{"B", "KB", "MB", "GB", "TB"}
-	i := 0
-	for bytes >= 1024 && bytes%1024 == 0 && i < len(units)-1 {
-		bytes /= 1024
-		i++
-	}
-	return fmt.Sprintf("%d%s", bytes, units[i])
 }
 
 // checkHugePages checks the page sizes of res against the machine's.

@@ -344,6 +344,22 @@ func parseDeviceRule(r *specs.LinuxDeviceCgroup) (deviceRule, error) {
 	return d, nil
 }
 
+// v1DeviceLines writes a rule as the v1 devices controller understands it.
+// The kernel reads a rule of type "a" as "every device, every access",
+// whatever follows, so only a full wildcard is written as "a"; a narrower
+// rule of type "a" becomes one rule for block and one for char devices.
+func v1DeviceLines(r deviceRule) []string {
+	if r.typ != 'a' {
+		return []string{r.String()}
+	}
+	if r.major < 0 && r.minor < 0 && r.access == "rwm" {
+		return []string{"a"}
+	}
+	b, c := r, r
+	b.typ, c.typ = 'b', 'c'
+	return []string{b.String(), c.String()}
+}
+
 // v2Controllers is the set of v2 controllers res writes to.
 func v2Controllers(res *specs.LinuxResources) map[string]bool {
 	need := make(map[string]bool)
@@ -396,3 +412,16 @@ func sortedKeys[V any](m map[string]V) []string {
 func errConflictf(format string, args ...any) error {
 	return errdefs.New(errdefs.ErrConflict, fmt.Sprintf(format, args...))
 }
+
+// pageSizeName is the kernel's name for a huge page size: 2MB, 1GB, 64KB.
+func pageSizeName(bytes uint64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB"}
+	i := 0
+	for bytes >= 1024 && bytes%1024 == 0 && i < len(units)-1 {
+		bytes /= 1024
+		i++
+	}
+	return fmt.Sprintf("%d%s", bytes, units[i])
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -13,15 +13,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// cpusetFile names a cpuset file in h ("cpuset.cpus", or "cpus" when the
-// hierarchy is mounted with noprefix).
-func (h *hierarchy) cpusetFile(name string) string {
-	if h.noPrefix {
-		return name
-	}
-	return "cpuset." + name
-}
-
 // cpusetInherit gives every cpuset directory Create made the cpus and mems
 // of its parent when they are empty: a v1 cpuset cgroup starts with none,
 // and no task may join it until both are set.
@@ -142,22 +133,6 @@ func (m *Manager) planV1(res *specs.LinuxResources, creating bool) (plan, error)
 		}
 	}
 	return p, nil
-}
-
-// v1DeviceLines writes a rule as the v1 devices controller understands it.
-// The kernel reads a rule of type "a" as "every device, every access",
-// whatever follows, so only a full wildcard is written as "a"; a narrower
-// rule of type "a" becomes one rule for block and one for char devices.
-func v1DeviceLines(r deviceRule) []string {
-	if r.typ != 'a' {
-		return []string{r.String()}
-	}
-	if r.major < 0 && r.minor < 0 && r.access == "rwm" {
-		return []string{"a"}
-	}
-	b, c := r, r
-	b.typ, c.typ = 'b', 'c'
-	return []string{b.String(), c.String()}
 }
 
 func pidsMax(limit int64) string {
@@ -397,8 +372,6 @@ func boolDigit(b bool) string {
 	}
 	return "0"
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // freezerDir is the v1 freezer directory, or ErrNotSupported.
 func (m *Manager) freezerDir() (string, error) {

@@ -15,9 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// statsControllers are enabled for a new v2 cgroup, when the parent offers
-// them, even if no limit uses them: Stats reads them.
-var statsControllers = []string{"cpu", "io", "memory", "pids"}
+// defaultControllers are enabled for a new v2 cgroup, when the parent
+// offers them, even if no limit uses them: Stats reads cpu, io, memory and
+// pids, and docker update may set any of them and cpuset later.
+var defaultControllers = []string{"cpu", "cpuset", "io", "memory", "pids"}
 
 // enableControllers makes sure the v2 cgroup has the controllers need
 // lists, writing "+name" to cgroup.subtree_control of the nearest ancestor
@@ -46,7 +47,7 @@ func (m *Manager) enableControllers(need map[string]bool, creating bool) error {
 		want[c] = true
 	}
 	if creating {
-		for _, c := range statsControllers {
+		for _, c := range defaultControllers {
 			want[c] = true
 		}
 	}

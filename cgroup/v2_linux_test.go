@@ -1,0 +1,201 @@
+package cgroup
+
+import (
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/berth-run/berth/internal/errdefs"
+)
+
+// TestV2SubtreeControl: controllers are enabled from the nearest existing
+// ancestor down to the leaf's parent, only those needed, only once.
+func TestV2SubtreeControl(t *testing.T) {
+	f := newFakeV2(t)
+	m := fakeManager(t, f)
+	h := m.hiers[0]
+	require.NoError(t, m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(10))}}))
+	want := "cpuset cpu io memory pids"
+	for d := filepath.Dir(h.dir); ; d = filepath.Dir(d) {
+		assert.Equal(t, want, f.get(filepath.Join(d, "cgroup.subtree_control")), d)
+		if d == f.root {
+			break
+		}
+	}
+	assert.Empty(t, f.get(filepath.Join(h.dir, "cgroup.subtree_control")), "the leaf enables nothing")
+	assert.Equal(t, want, f.get(filepath.Join(h.dir, "cgroup.controllers")))
+	assert.Equal(t, "10", f.get(filepath.Join(h.dir, "pids.max")))
+
+	// A sibling needing nothing new writes no subtree_control at all.
+	n := len(f.wrote())
+	sib := subManager(&Manager{path: "x", mode: Unified, fs: f, hiers: []hierarchy{{mount: h.mount, base: h.base, dir: filepath.Dir(h.dir)}}}, "sibling")
+	require.NoError(t, sib.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(10))}}))
+	for _, w := range f.wrote()[n:] {
+		assert.NotContains(t, w, "cgroup.subtree_control", "nothing new to enable")
+	}
+	// Update needing a controller Create did not enable (and a Manager
+	// that did not create the cgroup) looks no higher than the leaf's
+	// parent, which does not offer it: refused, saying why.
+	err := sib.Update(&specs.LinuxResources{Rdma: map[string]specs.LinuxRdma{"mlx5_0": {HcaHandles: ptr(uint32(3))}}})
+	assert.ErrorIs(t, err, errdefs.ErrNotSupported)
+	assert.Contains(t, err.Error(), "rdma controller is not available")
+	// cpuset is among the controllers every cgroup gets, for docker update --cpuset-cpus.
+	require.NoError(t, sib.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "1"}}))
+	assert.Equal(t, "1", f.get(filepath.Join(sib.hiers[0].dir, "cpuset.cpus")))
+	require.NoError(t, sib.Delete())
+}
+
+// TestV2FirstParentBusy: below a cgroup that holds processes (the usual
+// caller's own cgroup on a v2 system), the kernel enables no controller;
+// a cgroup without limits still works, limits fail and explain why.
+func TestV2FirstParentBusy(t *testing.T) {
+	f := newFakeV2(t)
+	require.NoError(t, f.write(filepath.Join(f.root, "cgroup.subtree_control"), "+cpu +memory +pids"))
+	own := filepath.Join(f.root, "session.scope")
+	require.NoError(t, f.mkdir(own))
+	c := startChild(t, "sleep")
+	require.NoError(t, f.write(filepath.Join(own, "cgroup.procs"), strconv.Itoa(c.pid())))
+
+	m, err := New("/session.scope/berth/c", WithRoot(f.root), withFS(f))
+	require.NoError(t, err)
+	err = m.Create(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(64 << 20))}})
+	assert.ErrorIs(t, err, errdefs.ErrNotSupported)
+	assert.Contains(t, err.Error(), "absolute cgroup path")
+	assert.False(t, m.Exists(), "a failed Create removes what it made")
+	assert.NoDirExists(t, filepath.Join(own, "berth"))
+
+	require.NoError(t, m.Create(nil), "a cgroup without limits needs no controller")
+	require.NoError(t, m.Delete())
+	require.NoError(t, (&Manager{path: "b", mode: Unified, fs: f, hiers: []hierarchy{{mount: f.root, dir: filepath.Join(own, "berth")}}}).Delete())
+}
+
+func TestV2Resources(t *testing.T) {
+	f := newFakeV2(t)
+	m := fakeManager(t, f)
+	dir := m.Path("")
+	res := &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: ptr(int64(64 << 20)), Swap: ptr(int64(96 << 20)), Reservation: ptr(int64(16 << 20)),
+			Swappiness: ptr(uint64(10)), DisableOOMKiller: ptr(true), Kernel: ptr(int64(1 << 20)), KernelTCP: ptr(int64(1 << 20))},
+		CPU:  &specs.LinuxCPU{Shares: ptr(uint64(1024)), Quota: ptr(int64(20000)), Burst: ptr(uint64(1000)), Cpus: "0-1", Mems: "0"},
+		Pids: &specs.LinuxPids{Limit: ptr(int64(0))},
+		BlockIO: &specs.LinuxBlockIO{
+			Weight:       ptr(uint16(500)),
+			LeafWeight:   ptr(uint16(500)),
+			WeightDevice: []specs.LinuxWeightDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Weight: ptr(uint16(1000))}},
+			ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{
+				{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 1048576}},
+			ThrottleWriteBpsDevice: []specs.LinuxThrottleDevice{
+				{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 0}},
+			ThrottleReadIOPSDevice: []specs.LinuxThrottleDevice{
+				{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 100},
+				{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 16}, Rate: 200}},
+		},
+		Rdma:    map[string]specs.LinuxRdma{"mlx5_0": {HcaHandles: ptr(uint32(3))}},
+		Network: &specs.LinuxNetwork{ClassID: ptr(uint32(7))}, // no v2 controller: skipped
+		Unified: map[string]string{"memory.high": "50000000"},
+	}
+	sizes := sortedKeys(hugePageSizes())
+	if len(sizes) > 0 {
+		res.HugepageLimits = []specs.LinuxHugepageLimit{{Pagesize: sizes[0], Limit: 2 << 30}}
+	}
+	require.NoError(t, m.Create(res))
+	want := map[string]string{
+		"memory.max":      "67108864",
+		"memory.swap.max": "33554432", // memory+swap minus memory
+		"memory.low":      "16777216",
+		"memory.high":     "50000000",
+		"cpu.weight":      "39",
+		"cpu.max":         "20000 100000",
+		"cpu.max.burst":   "1000",
+		"cpuset.cpus":     "0-1",
+		"cpuset.mems":     "0",
+		"pids.max":        "max",
+		"io.weight":       "default 4950\n8:0 10000",
+		"io.max":          "8:0 rbps=1048576 wbps=max riops=100\n8:16 riops=200",
+		"rdma.max":        "mlx5_0 hca_handle=3 hca_object=max",
+	}
+	if len(sizes) > 0 {
+		want["hugetlb."+sizes[0]+".max"] = "2147483648"
+		want["hugetlb."+sizes[0]+".rsvd.max"] = "2147483648"
+	}
+	for file, v := range want {
+		assert.Equal(t, v, f.get(filepath.Join(dir, file)), file)
+	}
+
+	// Update: -1 lifts memory and swap; a period alone keeps the quota.
+	require.NoError(t, m.Update(&specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: ptr(int64(-1))},
+		CPU:    &specs.LinuxCPU{Period: ptr(uint64(50000))},
+	}))
+	assert.Equal(t, "max", f.get(filepath.Join(dir, "memory.max")))
+	assert.Equal(t, "max", f.get(filepath.Join(dir, "memory.swap.max")))
+	assert.Equal(t, "20000 50000", f.get(filepath.Join(dir, "cpu.max")))
+	require.NoError(t, m.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: ptr(int64(-1)), Idle: ptr(int64(1))}}))
+	assert.Equal(t, "max 50000", f.get(filepath.Join(dir, "cpu.max")))
+	assert.Equal(t, "1", f.get(filepath.Join(dir, "cpu.idle")))
+
+	// Swap alone needs a memory limit to subtract.
+	err := m.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Swap: ptr(int64(1 << 30))}})
+	assert.ErrorIs(t, err, errdefs.ErrInvalid)
+	require.NoError(t, m.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(1 << 29))}}))
+	require.NoError(t, m.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Swap: ptr(int64(1 << 30))}}))
+	assert.Equal(t, "536870912", f.get(filepath.Join(dir, "memory.swap.max")))
+
+	// CheckBeforeUpdate refuses a limit below the usage.
+	f.put(filepath.Join(dir, "memory.current"), "104857600")
+	err = m.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(50 << 20)), CheckBeforeUpdate: ptr(true)}})
+	assert.ErrorIs(t, err, errdefs.ErrConflict)
+	assert.Equal(t, "536870912", f.get(filepath.Join(dir, "memory.max")))
+
+	// What v2 cannot do.
+	for _, r := range []*specs.LinuxResources{
+		{CPU: &specs.LinuxCPU{RealtimeRuntime: ptr(int64(1000))}},
+		{Memory: &specs.LinuxMemory{UseHierarchy: ptr(false)}},
+		{Unified: map[string]string{"nosuch.file": "1"}},
+	} {
+		assert.ErrorIs(t, m.Update(r), errdefs.ErrNotSupported, "%+v", r)
+	}
+	// A page size the machine lacks.
+	assert.ErrorIs(t, m.Update(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "3MB"}}}), errdefs.ErrInvalid)
+}
+
+func TestV2Stats(t *testing.T) {
+	f := newFakeV2(t)
+	m := fakeManager(t, f)
+	require.NoError(t, m.Create(nil))
+	dir := m.Path("")
+	for file, v := range map[string]string{
+		"memory.current":      "1000",
+		"memory.peak":         "5000",
+		"memory.max":          "1048576",
+		"memory.swap.current": "20",
+		"memory.swap.max":     "1048576",
+		"memory.events":       "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0",
+		"memory.stat":         "anon 300\nfile 600\ninactive_file 100\nkernel 50",
+		"cpu.stat":            "usage_usec 3000\nuser_usec 2000\nsystem_usec 1000\nnr_periods 10\nnr_throttled 4\nthrottled_usec 500",
+		"pids.current":        "3",
+		"pids.max":            "max",
+		"io.stat":             "8:16 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n8:0 rbytes=100 wbytes=200 rios=3 wios=4 dbytes=0 dios=0",
+	} {
+		f.put(filepath.Join(dir, file), v)
+	}
+	st, err := m.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, MemoryStats{Usage: 1000, MaxUsage: 5000, Limit: 1048576, Cache: 600, RSS: 300, InactiveFile: 100,
+		Swap: 20, SwapLimit: 2097152, Failcnt: 7,
+		Stat: map[string]uint64{"anon": 300, "file": 600, "inactive_file": 100, "kernel": 50}}, st.Memory)
+	assert.Equal(t, CPUStats{UsageNanos: 3000000, UserNanos: 2000000, SystemNanos: 1000000,
+		Periods: 10, ThrottledPeriods: 4, ThrottledNanos: 500000}, st.CPU)
+	assert.Equal(t, PidsStats{Current: 3}, st.Pids)
+	assert.Equal(t, BlkIOStats{ReadBytes: 110, WriteBytes: 220, ReadOps: 4, WriteOps: 6, Devices: []BlkIODeviceStats{
+		{Major: 8, Minor: 0, ReadBytes: 100, WriteBytes: 200, ReadOps: 3, WriteOps: 4},
+		{Major: 8, Minor: 16, ReadBytes: 10, WriteBytes: 20, ReadOps: 1, WriteOps: 2},
+	}}, st.BlkIO)
+	n, err := m.OOMKillCount()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), n)
+}
