@@ -83,19 +83,18 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	defer childSock.Close()
 	cleanup = append(cleanup, func() { parentSock.close() })
 
-	var cg CgroupManager
-	cgPath := ""
-	if opts.Cgroups != nil {
-		cgPath = opts.CgroupPath
-		if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
-			cgPath = spec.Linux.CgroupsPath
-		}
-		if cgPath == "" {
-			cgPath = "berth/" + opts.ID
-		}
-		if cg, err = opts.Cgroups(cgPath); err != nil {
-			return nil, err
-		}
+	cgPath := opts.CgroupPath
+	if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
+		cgPath = spec.Linux.CgroupsPath
+	}
+	if cgPath == "" {
+		cgPath = "berth/" + opts.ID
+	}
+	cg, err := cgroupFactory(opts.Cgroups)(cgPath)
+	if err != nil {
+		return nil, err
+	}
+	if cg != nil {
 		var res *specs.LinuxResources
 		if spec.Linux != nil {
 			res = spec.Linux.Resources
@@ -104,6 +103,8 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 		}
 		cleanup = append(cleanup, func() { _ = cg.Delete() })
+	} else {
+		cgPath = ""
 	}
 
 	stdio, closeStdio, err := stdioFiles(opts.Stdin, opts.Stdout, opts.Stderr)
@@ -123,7 +124,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		Files: files,
 		Sys:   sysProcAttr(spec, clone, userNS, pdeath),
 	}
-	proc, fk, err := startProcess(joins, nil, "/proc/self/exe", []string{"berth-init", opts.ID}, attr)
+	proc, fk, err := startProcess(joins, nil, opts.TieToParent, "/proc/self/exe", []string{"berth-init", opts.ID}, attr)
 	if err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
 	}

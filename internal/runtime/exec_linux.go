@@ -150,7 +150,7 @@ func execIn(ctx context.Context, s *State, proc *specs.Process, opts ExecOpts) (
 	if len(nsfds) == 0 {
 		join = nil
 	}
-	p, fk, err := startProcess(nil, join, "/proc/self/exe", []string{"berth-exec", s.ID}, attr)
+	p, fk, err := startProcess(nil, join, false, "/proc/self/exe", []string{"berth-exec", s.ID}, attr)
 	if err != nil {
 		return nil, fmt.Errorf("start exec: %w", err)
 	}

@@ -104,13 +104,22 @@ func joinNamespaces(joins []nsJoin) error {
 	return nil
 }
 
-// forker starts a process from a thread chosen for it. With namespaces
-// to join, it locks a thread, joins them and forks from there: the child
-// is born in them. That thread is the child's parent for
-// PR_SET_PDEATHSIG, so it stays parked until release is called and then
-// exits with the goroutine (a thread that changed namespaces must not run
-// other goroutines). Without joins it forks from a fresh, unlocked
-// goroutine, whose thread lives as long as the process.
+// forker starts a process from a thread chosen for it.
+//
+// With namespaces to join, it locks a thread, joins them and forks from
+// there: the child is born in them. Such a thread must never run other
+// goroutines again, so its goroutine stays locked and exits when released,
+// and Go ends the thread.
+//
+// With keep (PR_SET_PDEATHSIG), the forking thread is the child's parent
+// for the death signal: if that thread ended, the child would be killed.
+// Any thread of the Go runtime can end (a goroutine that locks it and
+// exits), so the fork happens on a thread locked to a goroutine that stays
+// parked until release; then the thread goes back to the runtime (or ends,
+// if it joined namespaces).
+//
+// Without either, the fork happens on whatever thread runs a fresh
+// goroutine.
 type forker struct {
 	release chan struct{}
 }
@@ -120,15 +129,16 @@ type forkResult struct {
 	err error
 }
 
-func startProcess(joins []nsJoin, join func() error, path string, argv []string, attr *os.ProcAttr) (*os.Process, *forker, error) {
+func startProcess(joins []nsJoin, join func() error, keep bool, path string, argv []string, attr *os.ProcAttr) (*os.Process, *forker, error) {
 	f := &forker{release: make(chan struct{})}
 	ch := make(chan forkResult, 1)
 	go func() {
 		tainted := len(joins) > 0 || join != nil
-		if tainted {
+		locked := tainted || keep
+		if locked {
 			runtime.LockOSThread()
-			// Never unlocked: the goroutine exits locked and Go ends
-			// the thread.
+		}
+		if tainted {
 			var err error
 			if join != nil {
 				err = join()
@@ -137,13 +147,16 @@ func startProcess(joins []nsJoin, join func() error, path string, argv []string,
 			}
 			if err != nil {
 				ch <- forkResult{err: err}
-				return
+				return // exits locked: the thread ends
 			}
 		}
 		p, err := os.StartProcess(path, argv, attr)
 		ch <- forkResult{p, err}
-		if tainted && err == nil {
+		if locked && err == nil {
 			<-f.release
+		}
+		if !tainted && locked {
+			runtime.UnlockOSThread()
 		}
 	}()
 	r := <-ch

@@ -88,7 +88,9 @@ type CreateOpts struct {
 	// CgroupPath is the cgroup used when the spec has no cgroupsPath
 	// (default "berth/<ID>", below the caller's own cgroup).
 	CgroupPath string
-	// Cgroups makes cgroup managers; nil disables cgroup handling.
+	// Cgroups makes the container's cgroup manager. A factory returning
+	// a nil manager (NoCgroups) leaves the container in the caller's
+	// cgroups. Default: DefaultCgroups.
 	Cgroups CgroupFactory
 	// PreStart runs in the parent once the init exists (its namespaces
 	// are made and it is in its cgroup) and before it sets up the root
@@ -96,9 +98,10 @@ type CreateOpts struct {
 	// clone. An error aborts the creation.
 	PreStart func(ctx context.Context, pid int) error
 	// TieToParent kills the container (SIGKILL) when the creating process
-	// dies. The init is forked from a thread that lives as long as the
-	// container, and the death signal is set again after the init drops
-	// privileges.
+	// dies. The init is forked from a thread locked to a parked goroutine
+	// until Wait (or Delete) reaps it — the death signal fires when the
+	// forking thread ends — and the signal is set again after the init
+	// drops privileges.
 	TieToParent bool
 	// NoPivotRoot uses MS_MOVE and chroot instead of pivot_root (for
 	// roots on initramfs). It is also the fallback when pivot_root fails
@@ -273,7 +276,7 @@ func Kill(s *State, sig syscall.Signal, all bool) error { return kill(s, sig, al
 
 // Delete removes a container: a created one is killed; a running or
 // paused one only with force (SIGKILL to every process). It waits for the
-// init to exit, removes the cgroup through cgroups (nil: leave it), runs
+// init to exit, removes the cgroup through cgroups (nil: DefaultCgroups), runs
 // the poststop hooks and removes the state directory. ctx bounds the wait.
 func Delete(ctx context.Context, s *State, force bool, cgroups CgroupFactory) error {
 	return remove(ctx, s, force, cgroups, nil)

@@ -343,9 +343,9 @@ func remove(ctx context.Context, s *State, force bool, cgroups CgroupFactory, re
 	if reap != nil {
 		reap()
 	}
-	if cgroups != nil && s.CgroupPath != "" {
-		cg, err := cgroups(s.CgroupPath)
-		if err == nil {
+	if s.CgroupPath != "" {
+		cg, err := cgroupFactory(cgroups)(s.CgroupPath)
+		if err == nil && cg != nil {
 			err = cg.Delete()
 		}
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
@@ -400,10 +400,7 @@ func (c *Container) delete(ctx context.Context, force bool) error {
 		c.sys.sock = nil
 	}
 	c.mu.Unlock()
-	var factory CgroupFactory
-	if c.cg != nil {
-		cg := c.cg
-		factory = func(string) (CgroupManager, error) { return cg, nil }
-	}
+	cg := c.cg
+	factory := func(string) (CgroupManager, error) { return cg, nil }
 	return remove(ctx, c.state, force, factory, c.reapQuietly)
 }
