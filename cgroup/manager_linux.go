@@ -355,18 +355,42 @@ func (m *Manager) update(res *specs.LinuxResources) error {
 func (m *Manager) apply(res *specs.LinuxResources, creating bool) error {
 	var p plan
 	var err error
-	if m.mode == Unified {
-		if err := m.enableControllers(v2Controllers(res), creating); err != nil {
+	if m.mode == Legacy {
+		if p, err = m.planV1(res, creating); err != nil {
 			return err
 		}
-		p, err = m.planV2(res, creating)
-	} else {
-		p, err = m.planV1(res, creating)
+		return m.run(p)
 	}
-	if err != nil {
+	if err := m.enableControllers(v2Controllers(res), creating); err != nil {
 		return err
 	}
-	return m.run(p)
+	if p, err = m.planV2(res, creating); err != nil {
+		return err
+	}
+	// Device rules on v2: the program is compiled and loaded (verified)
+	// before anything is written, and attached after the files.
+	progFd := -1
+	if res != nil && len(res.Devices) > 0 {
+		rules := make([]deviceRule, len(res.Devices))
+		for i := range res.Devices {
+			rules[i], _ = parseDeviceRule(&res.Devices[i]) // validated
+		}
+		insns, err := deviceProgram(rules)
+		if err != nil {
+			return err
+		}
+		if progFd, err = loadDeviceProgram(insns); err != nil {
+			return deviceErr(m.path, "load device program", err)
+		}
+		defer unix.Close(progFd)
+	}
+	if err := m.run(p); err != nil {
+		return err
+	}
+	if progFd >= 0 {
+		return m.setDeviceProgram(m.hiers[0].dir, progFd)
+	}
+	return nil
 }
 
 // write is one planned write to a cgroup file.

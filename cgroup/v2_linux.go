@@ -199,9 +199,7 @@ func (m *Manager) planV2(res *specs.LinuxResources, creating bool) (plan, error)
 	}
 	// res.Network: v2 has no net_cls or net_prio controller; skipped as on
 	// a v1 machine without them.
-	if len(res.Devices) > 0 {
-		return nil, unsupportedf("cgroup %s: device rules on cgroup v2 need an eBPF device program, which this package does not load yet", m.path)
-	}
+	// res.Devices: an eBPF program, loaded and attached by apply.
 	for _, k := range sortedKeys(res.Unified) {
 		if !fileExists(f(k)) {
 			return nil, unsupportedf("cgroup %s: unified resource %s: no such file (controller not enabled?)", m.path, k)

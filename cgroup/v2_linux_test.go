@@ -4,12 +4,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-run/berth/internal/errdefs"
+	"github.com/berth-run/berth/internal/testutil"
 )
 
 // TestV2SubtreeControl: controllers are enabled from the nearest existing
@@ -198,4 +201,62 @@ func TestV2Stats(t *testing.T) {
 	n, err := m.OOMKillCount()
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), n)
+}
+
+// realV2Manager returns a Manager on a real cgroup2 hierarchy: the
+// machine's own when /sys/fs/cgroup is cgroup2, else the cgroup2 tree of a
+// hybrid machine.
+func realV2Manager(t *testing.T) *Manager {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	if DetectMode() == Unified {
+		return managerAt(true)(t)
+	}
+	const unified = "/sys/fs/cgroup/unified"
+	if !fileExists(filepath.Join(unified, "cgroup.controllers")) {
+		t.Skip("no cgroup2 hierarchy on this machine")
+	}
+	return managerAt(false, func() []Option { return []Option{WithRoot(unified)} })(t)
+}
+
+// TestV2Devices attaches real eBPF device programs and checks what a
+// process in the cgroup may open.
+func TestV2Devices(t *testing.T) {
+	m := realV2Manager(t)
+	require.NoError(t, m.Create(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		dev(true, "c", 1, 3, "rwm"), // /dev/null
+		dev(true, "c", 1, 5, "w"),   // /dev/zero, write only
+	}}))
+	open := func(dev string) string {
+		c := startChild(t, "open:"+dev)
+		require.NoError(t, m.Add(c.pid()))
+		c.release(t)
+		out := c.line(t)
+		c.wait(t, 30*time.Second)
+		return out
+	}
+	assert.Equal(t, "ok", open("/dev/null"))
+	assert.Contains(t, open("/dev/zero"), "operation not permitted")
+	assert.Contains(t, open("/dev/urandom"), "operation not permitted")
+
+	ids := attachedPrograms(t, m)
+	require.Len(t, ids, 1)
+
+	// Update replaces the program: one attached, the new rules apply.
+	require.NoError(t, m.Update(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true}}}))
+	assert.Equal(t, "ok", open("/dev/zero"))
+	newIDs := attachedPrograms(t, m)
+	require.Len(t, newIDs, 1)
+	assert.NotEqual(t, ids, newIDs)
+}
+
+func attachedPrograms(t *testing.T, m *Manager) []uint32 {
+	t.Helper()
+	fd, err := unix.Open(m.Path(""), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	ids, err := attachedDevicePrograms(fd)
+	require.NoError(t, err)
+	return ids
 }
