@@ -20,20 +20,34 @@
 //
 // # Writing only into cgroups berth made
 //
-// The Manager writes limits, tasks and state only into the directories it
-// creates below the base (the caller's cgroup or the hierarchy root). The
-// one exception is cgroup v2's cgroup.subtree_control of the nearest
-// existing ancestor, which must list a controller before any child can
-// use it; Create adds there only the controllers the cgroup needs (those its
-// resources use, plus cpu, cpuset, io, memory and pids for statistics and
-// later updates, when the ancestor offers them) and never removes any. An
-// Update that needs a controller Create did not enable (hugetlb, rdma,
-// misc) enables it only in the cgroup's parent. On a v2 system the caller's
-// own cgroup usually holds processes, and the kernel refuses to enable
-// controllers below a non-root cgroup that does (the "no internal
-// processes" rule): there, use an absolute path (or a relative path from a
-// caller that runs in an empty, delegated cgroup); a limit whose controller
-// cannot be enabled fails with ErrNotSupported, explaining why.
+// The Manager writes limits, tasks and state only into the directories of
+// the cgroup path. The one exception is cgroup v2's cgroup.subtree_control,
+// which must list a controller in every ancestor before a cgroup can use
+// it: for a relative path the Manager adds the controllers it needs to the
+// caller's own cgroup and to the directories between it and the cgroup
+// (berth's "berth" directory); for an absolute path, to the directories its
+// Create made and the nearest ancestor that existed before. It adds the
+// controllers the resources use, plus cpu, cpuset, io, memory and pids when
+// creating (for statistics and later updates) where the ancestor offers
+// them, writes only those missing, and never removes any.
+//
+// On a v2 system the caller's own cgroup usually holds processes, and the
+// kernel refuses to enable controllers below a non-root cgroup that does
+// (the "no internal processes" rule): there, use an absolute path (or a
+// relative path from a caller that runs in a root or delegated cgroup
+// without processes of its own). A cgroup without limits still works
+// there; a limit whose controller cannot be enabled fails with
+// ErrNotSupported saying why.
+//
+// # Devices
+//
+// Device rules (linux.resources.devices) go to devices.allow and
+// devices.deny on v1. On v2, which has no devices controller, they are
+// compiled into an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) that is
+// attached to the cgroup and replaces the one attached before; this needs
+// a kernel with CONFIG_CGROUP_BPF (ErrNotSupported otherwise). Each access
+// (read, write, mknod) of a request is decided by the last rule that
+// matches the device and names it; no matching rule denies.
 //
 // # Errors
 //
@@ -226,8 +240,7 @@ func (m *Manager) Path(controller string) string {
 // res, like Update). On v1 a new cpuset cgroup, and every cpuset directory
 // Create makes on the way, gets cpuset.cpus and cpuset.mems copied from
 // its parent when empty, so tasks can join it. On v2 Create enables the
-// needed controllers from the nearest existing ancestor down (see the
-// package doc). res is validated before anything is written; if applying
+// needed controllers in the ancestors (see the package doc). res is validated before anything is written; if applying
 // it fails, Create removes the directories it made.
 func (m *Manager) Create(res *specs.LinuxResources) error { return m.create(res) }
 

@@ -121,23 +121,28 @@ func startChild(t *testing.T, role string, env ...string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := cmd.StdoutPipe()
+	// Our own pipe rather than StdoutPipe: Wait (in the goroutine below)
+	// must not close what the test still reads.
+	out, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		out.Close()
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, stdin: in, stdout: bufio.NewReader(out), done: make(chan struct{})}
 	go func() {
-		// Drain stdout only after the test read what it wanted: Wait
-		// closes the pipe, so read it through c.stdout before waiting.
 		c.err = cmd.Wait()
 		close(c.done)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-c.done
+		out.Close()
 	})
 	return c
 }

@@ -38,6 +38,7 @@ import (
 //	network             net_cls / net_prio: skipped when those v1 controllers are not mounted
 //	                    (always on v2, which has neither)
 //	rdma                rdma.max per device
+//	devices             v1 devices.allow/deny in order; v2 an eBPF device program
 //	unified             v2 files written as given, last; refused on v1
 
 // maxShares and minShares bound cpu.shares as the kernel does.
@@ -93,8 +94,7 @@ func unsupportedf(format string, args ...any) error {
 	return errdefs.New(errdefs.ErrNotSupported, fmt.Sprintf(format, args...))
 }
 
-// validate checks res for mode before anything is written. v2Devices says
-// whether device rules can be enforced on v2.
+// validate checks res for mode before anything is written.
 func validate(res *specs.LinuxResources, mode Mode) error {
 	if res == nil {
 		return nil

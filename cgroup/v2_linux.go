@@ -21,26 +21,48 @@ import (
 var defaultControllers = []string{"cpu", "cpuset", "io", "memory", "pids"}
 
 // enableControllers makes sure the v2 cgroup has the controllers need
-// lists, writing "+name" to cgroup.subtree_control of the nearest ancestor
-// that existed before Create and of every directory Create made above the
-// leaf (for a Manager that did not Create the cgroup: the leaf's parent).
-// Only missing controllers are written; none is ever removed. A needed
-// controller that cannot be enabled fails with ErrNotSupported saying why.
+// lists (and, when creating, the default ones its parent can give),
+// writing "+name" to cgroup.subtree_control of its ancestors, top-down,
+// where it is missing; none is ever removed. Which ancestors:
+//
+//   - relative path (berth's default): the caller's own cgroup (the one
+//     cgroup written that berth did not make) and every directory between
+//     it and the leaf, which are berth's. This holds for any Manager,
+//     whichever process created the directories, so concurrent Creates
+//     below one fresh "berth" directory, and an Update needing a new
+//     controller, work.
+//   - absolute path: the directories this Manager's Create made and the
+//     nearest ancestor that existed before; for a Manager that did not
+//     create the cgroup, the leaf's parent only. Directories above are
+//     someone else's.
+//
+// A needed controller that cannot be enabled fails with ErrNotSupported
+// saying why.
 func (m *Manager) enableControllers(need map[string]bool, creating bool) error {
 	h := &m.hiers[0]
-	m.mu.Lock()
-	created, first := m.created, m.firstParent
-	m.mu.Unlock()
 	var chain []string
-	if first != "" {
-		chain = append(chain, first)
-		for _, d := range created {
-			if d != h.dir {
-				chain = append(chain, d)
+	if !strings.HasPrefix(m.path, "/") {
+		for d := filepath.Dir(h.dir); ; d = filepath.Dir(d) {
+			chain = append(chain, d)
+			if d == h.base || d == h.mount || d == "/" || d == "." {
+				break
 			}
 		}
+		slices.Reverse(chain)
 	} else {
-		chain = []string{filepath.Dir(h.dir)}
+		m.mu.Lock()
+		created, first := m.created, m.firstParent
+		m.mu.Unlock()
+		if first != "" {
+			chain = append(chain, first)
+			for _, d := range created {
+				if d != h.dir {
+					chain = append(chain, d)
+				}
+			}
+		} else {
+			chain = []string{filepath.Dir(h.dir)}
+		}
 	}
 	want := make(map[string]bool)
 	for c := range need {

@@ -35,21 +35,57 @@ func TestV2SubtreeControl(t *testing.T) {
 
 	// A sibling needing nothing new writes no subtree_control at all.
 	n := len(f.wrote())
-	sib := subManager(&Manager{path: "x", mode: Unified, fs: f, hiers: []hierarchy{{mount: h.mount, base: h.base, dir: filepath.Dir(h.dir)}}}, "sibling")
+	sib, err := New(filepath.Dir(m.Name())+"/sibling", WithRoot(f.root), withFS(f))
+	require.NoError(t, err)
 	require.NoError(t, sib.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(10))}}))
 	for _, w := range f.wrote()[n:] {
 		assert.NotContains(t, w, "cgroup.subtree_control", "nothing new to enable")
 	}
-	// Update needing a controller Create did not enable (and a Manager
-	// that did not create the cgroup) looks no higher than the leaf's
-	// parent, which does not offer it: refused, saying why.
-	err := sib.Update(&specs.LinuxResources{Rdma: map[string]specs.LinuxRdma{"mlx5_0": {HcaHandles: ptr(uint32(3))}}})
-	assert.ErrorIs(t, err, errdefs.ErrNotSupported)
-	assert.Contains(t, err.Error(), "rdma controller is not available")
+	// An Update needing a controller Create did not enable, by a Manager
+	// that did not create the cgroup: with a relative path it is enabled
+	// from the caller's cgroup down.
+	other, err := New(sib.Name(), WithRoot(f.root), withFS(f))
+	require.NoError(t, err)
+	require.NoError(t, other.Update(&specs.LinuxResources{Rdma: map[string]specs.LinuxRdma{"mlx5_0": {HcaHandles: ptr(uint32(3))}}}))
+	assert.Equal(t, "mlx5_0 hca_handle=3 hca_object=max", f.get(filepath.Join(sib.hiers[0].dir, "rdma.max")))
+	assert.Equal(t, want+" rdma", f.get(filepath.Join(f.root, "cgroup.subtree_control")))
 	// cpuset is among the controllers every cgroup gets, for docker update --cpuset-cpus.
 	require.NoError(t, sib.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "1"}}))
 	assert.Equal(t, "1", f.get(filepath.Join(sib.hiers[0].dir, "cpuset.cpus")))
 	require.NoError(t, sib.Delete())
+}
+
+// TestV2SubtreeControlAbsolute: with an absolute path the Manager writes
+// subtree_control only in what its Create made and the nearest existing
+// ancestor; another Manager only in the leaf's parent.
+func TestV2SubtreeControlAbsolute(t *testing.T) {
+	f := newFakeV2(t)
+	require.NoError(t, f.mkdir(filepath.Join(f.root, "system.slice")))
+	name := "/system.slice/" + uniqueName(t)
+	top, err := New(name, WithRoot(f.root), withFS(f))
+	require.NoError(t, err)
+	cleanupCgroup(t, top)
+	m, err := New(name+"/c", WithRoot(f.root), withFS(f))
+	require.NoError(t, err)
+
+	// system.slice offers nothing (the root enables nothing) and is not
+	// berth's: its parent is never written.
+	err = m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(5))}})
+	assert.ErrorIs(t, err, errdefs.ErrNotSupported)
+	assert.Contains(t, err.Error(), "system.slice does not offer it")
+	assert.Empty(t, f.get(filepath.Join(f.root, "cgroup.subtree_control")))
+
+	require.NoError(t, f.write(filepath.Join(f.root, "cgroup.subtree_control"), "+pids +memory"))
+	require.NoError(t, m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(5))}}))
+	assert.Equal(t, "memory pids", f.get(filepath.Join(f.root, "system.slice", "cgroup.subtree_control")),
+		"the nearest existing ancestor gets what it offers")
+	assert.Equal(t, "5", f.get(filepath.Join(m.Path(""), "pids.max")))
+
+	other, err := New(name+"/c", WithRoot(f.root), withFS(f))
+	require.NoError(t, err)
+	err = other.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr(uint64(100))}})
+	assert.ErrorIs(t, err, errdefs.ErrNotSupported, "cpu is not offered above, and nothing above the leaf's parent is written")
+	require.NoError(t, other.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(1 << 20))}}))
 }
 
 // TestV2FirstParentBusy: below a cgroup that holds processes (the usual
