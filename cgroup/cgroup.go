@@ -39,6 +39,56 @@
 // there; a limit whose controller cannot be enabled fails with
 // ErrNotSupported saying why.
 //
+// # Resources
+//
+// Create and Update take a specs.LinuxResources and write only the fields
+// that are set. v1 file / v2 file, and the rules (docker's flag in
+// brackets):
+//
+//	memory.limit         memory.limit_in_bytes / memory.max [-m]: bytes, -1 unlimited, 0 refused
+//	memory.swap          memory.memsw.limit_in_bytes / memory.swap.max = swap - limit
+//	                     [--memory-swap]: memory+swap bytes >= limit, -1 unlimited; ignored,
+//	                     as docker does, when the kernel has no swap accounting. Limit -1
+//	                     alone lifts memory+swap too. v1 writes the two in the order
+//	                     the kernel needs (memory <= memory+swap after every write).
+//	memory.reservation   memory.soft_limit_in_bytes / memory.low [--memory-reservation]
+//	memory.kernel        memory.kmem.limit_in_bytes, deprecated: written on v1 when the
+//	memory.kernelTCP     file exists (kmem.tcp for kernelTCP), ignored otherwise and on v2
+//	memory.swappiness    memory.swappiness, 0..100, v1 only; docker's -1 means unset
+//	memory.disableOOMKiller  memory.oom_control, v1 only [--oom-kill-disable]
+//	memory.useHierarchy  memory.use_hierarchy; false is refused where the kernel is
+//	                     always hierarchical (v2, and v1 below a hierarchical parent)
+//	memory.checkBeforeUpdate  Update refuses (ErrConflict) a limit below the usage
+//	cpu.shares           cpu.shares / cpu.weight = 1 + (shares-2)*9999/262142
+//	                     [--cpu-shares]: 0 refused, others clamped to 2..262144
+//	cpu.quota, period    cpu.cfs_quota_us, cpu.cfs_period_us / cpu.max "quota period"
+//	                     [--cpus: see CPUQuota]: quota >= 1000us or -1, period 1ms..1s
+//	cpu.burst            cpu.cfs_burst_us / cpu.max.burst, <= quota
+//	cpu.realtimeRuntime  cpu.rt_runtime_us, cpu.rt_period_us, v1 only (v2 has no
+//	cpu.realtimePeriod   realtime group scheduling); runtime <= period
+//	cpu.idle             cpu.idle, 0 or 1, not with shares
+//	cpu.cpus, mems       cpuset.cpus, cpuset.mems [--cpuset-cpus, --cpuset-mems]
+//	pids.limit           pids.max [--pids-limit]: > 0; 0 and -1 mean unlimited
+//	blockIO.weight       blkio.weight or blkio.bfq.weight / io.bfq.weight, or io.weight
+//	                     = 1 + (w-10)*9999/990 [--blkio-weight]: 10..1000
+//	blockIO.weightDevice blkio(.bfq).weight_device / io(.bfq).weight "maj:min w"
+//	blockIO.leafWeight   blkio.leaf_weight(_device): CFQ only, gone since Linux 5.0;
+//	                     written when the file exists, ignored otherwise
+//	blockIO.throttle*    blkio.throttle.{read,write}_{bps,iops}_device / io.max
+//	                     "maj:min rbps= wbps= riops= wiops=" (0 lifts the limit)
+//	hugepageLimits       hugetlb.<size>.limit_in_bytes / hugetlb.<size>.max, and the
+//	                     .rsvd files where they exist; sizes ("2MB", "1GB") must exist
+//	                     on the machine (ErrInvalid). On a hybrid machine whose
+//	                     hugetlb controller is bound to cgroup2 they are ErrNotSupported.
+//	network.classID      net_cls.classid, net_prio.ifpriomap: skipped when those v1
+//	network.priorities   controllers are not mounted (always on v2, which has neither)
+//	rdma                 rdma.max "dev hca_handle=N hca_object=M"
+//	devices              devices.allow / devices.deny, in order / an eBPF program
+//	unified              v2 files written as given, last; refused on v1 (ErrNotSupported)
+//
+// A resource whose controller is missing (pids not mounted, an rt knob the
+// kernel lacks) fails with ErrNotSupported before anything is written.
+//
 // # Devices
 //
 // Device rules (linux.resources.devices) go to devices.allow and

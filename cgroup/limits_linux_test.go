@@ -66,7 +66,9 @@ func TestOOMKill(t *testing.T) {
 	assert.Equal(t, uint64(32<<20), st.Memory.Limit)
 	// st.Memory.Failcnt is not checked: recent kernels count failures of
 	// memory+swap charges nowhere, and memory+swap is what hit here.
-	assert.GreaterOrEqual(t, st.Memory.MaxUsage, uint64(30<<20))
+	if m.Mode() == Legacy || fileExists(filepath.Join(m.Path(""), "memory.peak")) {
+		assert.GreaterOrEqual(t, st.Memory.MaxUsage, uint64(30<<20))
+	}
 }
 
 func TestPidsLimitForkBomb(t *testing.T) {
@@ -181,7 +183,9 @@ func TestStatsReal(t *testing.T) {
 	t.Logf("stats: %+v", *st)
 	assert.Positive(t, st.CPU.UsageNanos)
 	assert.LessOrEqual(t, st.CPU.UserNanos+st.CPU.SystemNanos, st.CPU.UsageNanos+20_000_000)
-	assert.GreaterOrEqual(t, st.Memory.MaxUsage, uint64(16<<20))
+	if m.Mode() == Legacy || fileExists(filepath.Join(m.Path(""), "memory.peak")) { // v2: Linux >= 5.19
+		assert.GreaterOrEqual(t, st.Memory.MaxUsage, uint64(16<<20))
+	}
 	assert.Zero(t, st.Memory.Limit, "unlimited")
 	assert.Zero(t, st.Pids.Limit, "unlimited")
 	assert.NotEmpty(t, st.Memory.Stat)

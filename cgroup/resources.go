@@ -12,34 +12,9 @@ import (
 	"github.com/berth-run/berth/internal/errdefs"
 )
 
-// This file checks specs.LinuxResources before anything is written and holds
-// the conversions shared by both versions. What each field means here:
-//
-//	memory.limit        bytes, or -1 for unlimited; 0 is refused
-//	memory.reservation  bytes (soft limit; v2 memory.low), or -1
-//	memory.swap         memory+swap bytes (docker's --memory-swap), -1 = unlimited;
-//	                    must be >= memory.limit
-//	memory.kernel, kernelTCP  deprecated: written on v1 when the kernel still has the
-//	                    file, ignored otherwise and on v2
-//	memory.swappiness   0..100; docker's -1 (as uint64) means "leave it"; v1 only
-//	memory.disableOOMKiller   v1 only (ignored on v2, which has no such switch)
-//	memory.useHierarchy false is refused where the kernel is always hierarchical
-//	cpu.shares          2..262144 (values outside are clamped, as the kernel does); 0 is refused;
-//	                    v2 cpu.weight = 1 + (shares-2)*9999/262142
-//	cpu.quota           microseconds per period >= 1000, or -1 for none
-//	cpu.period          1000..1000000 microseconds
-//	cpu.burst           microseconds <= quota
-//	cpu.realtime*       v1 only (cgroup v2 has no RT group scheduling)
-//	cpu.idle            0 or 1, not together with shares
-//	pids.limit          > 0; 0 and -1 mean unlimited (docker, runtime-tools)
-//	blockIO weights     10..1000 (v2 io.weight = 1 + (w-10)*9999/990; io.bfq.weight as is)
-//	blockIO.leafWeight  CFQ only (gone since Linux 5.0): written when the file exists, else ignored
-//	hugepageLimits      page size "2MB", "1GB", "64KB"... that the machine has
-//	network             net_cls / net_prio: skipped when those v1 controllers are not mounted
-//	                    (always on v2, which has neither)
-//	rdma                rdma.max per device
-//	devices             v1 devices.allow/deny in order; v2 an eBPF device program
-//	unified             v2 files written as given, last; refused on v1
+// This file checks specs.LinuxResources before anything is written and
+// holds the conversions both versions share; the package doc says what
+// each field means.
 
 // maxShares and minShares bound cpu.shares as the kernel does.
 const (
