@@ -60,6 +60,12 @@ type Config struct {
 	Privileged      bool
 	ReadOnly        bool // read-only root filesystem
 	NoNewPrivileges bool
+	// SystemPathsUnconfined drops the masked and read-only paths (docker
+	// --security-opt systempaths=unconfined).
+	SystemPathsUnconfined bool
+	// WritableCgroups mounts /sys/fs/cgroup writable; nil means only for
+	// privileged containers (docker --security-opt writable-cgroups).
+	WritableCgroups *bool
 
 	// Init runs InitPath (the caller's own binary, statically linked) as
 	// PID 1, bind-mounted read-only at InitMountPath, with ReaperEnv set:

@@ -181,7 +181,7 @@ func generate(cfg Config, h *host) (*specs.Spec, error) {
 	if s.Mounts, s.Linux.RootfsPropagation, err = buildMounts(&cfg, h, initMount); err != nil {
 		return nil, err
 	}
-	if !cfg.Privileged {
+	if !cfg.Privileged && !cfg.SystemPathsUnconfined {
 		s.Linux.MaskedPaths = append(defaultMaskedPaths(), h.extraMasked...)
 		s.Linux.ReadonlyPaths = defaultReadonlyPaths()
 	}

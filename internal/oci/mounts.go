@@ -317,11 +317,13 @@ func buildMounts(cfg *Config, h *host, initMount bool) ([]specs.Mount, string, e
 			}
 		}
 	}
-	if cfg.Privileged {
-		for i, m := range out {
-			if m.Destination == "/sys" || m.Type == "cgroup" {
-				out[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
-			}
+	writableCgroups := cfg.Privileged
+	if cfg.WritableCgroups != nil {
+		writableCgroups = *cfg.WritableCgroups
+	}
+	for i, m := range out {
+		if (cfg.Privileged && m.Destination == "/sys") || (writableCgroups && m.Type == "cgroup") {
+			out[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
 		}
 	}
 	return out, rootProp, nil

@@ -180,6 +180,24 @@ func TestMountRules(t *testing.T) {
 	})
 }
 
+func TestSystemPathsAndCgroups(t *testing.T) {
+	cfg := baseConfig()
+	cfg.SystemPathsUnconfined = true
+	yes := true
+	cfg.WritableCgroups = &yes
+	s := gen(t, cfg)
+	assert.Nil(t, s.Linux.MaskedPaths)
+	assert.Nil(t, s.Linux.ReadonlyPaths)
+	assert.NotContains(t, mountAt(s, "/sys/fs/cgroup").Options, "ro")
+	assert.Contains(t, mountAt(s, "/sys").Options, "ro")
+	no := false
+	cfg = baseConfig()
+	cfg.Privileged, cfg.WritableCgroups = true, &no
+	s = gen(t, cfg)
+	assert.Contains(t, mountAt(s, "/sys/fs/cgroup").Options, "ro")
+	assert.NotContains(t, mountAt(s, "/sys").Options, "ro")
+}
+
 func TestMergeTmpfsOptions(t *testing.T) {
 	got, err := MergeTmpfsOptions([]string{"noexec", "nosuid", "nodev", "rprivate", "exec", "size=1m", "size=2m", "shared", "mode=700", "uid=1000", "gid=1000", "nr_inodes=1k", "mpol=local"})
 	require.NoError(t, err)
