@@ -11,12 +11,17 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/berth-run/berth"
 )
 
 // globals are the flags every command shares.
 type globals struct {
 	root    string
 	runRoot string
+
+	rt *berth.Runtime // opened on first use by open
 }
 
 func newRootCmd() *cobra.Command {
@@ -31,6 +36,9 @@ func newRootCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.runRoot, "runroot", os.Getenv("BERTH_RUNROOT"), "runtime state directory (default /run/berth, env BERTH_RUNROOT)")
 	// One constructor per command group; each lives in its own file.
 	for _, add := range []func(*globals) []*cobra.Command{
+		imageCommands,
+		registryCommands,
+		systemCommands,
 		ociCommands,
 	} {
 		cmd.AddCommand(add(g)...)
@@ -43,6 +51,9 @@ func newRootCmd() *cobra.Command {
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 func main() {
 	err := newRootCmd().Execute()

@@ -60,19 +60,21 @@ func (s *Store) ReadBlob(d digest.Digest) ([]byte, error) {
 // their digest is computed; Commit verifies and renames it into place.
 type BlobWriter struct {
 	s        *Store
+	lease    *Lease
 	f        *os.File
 	digester digest.Digester
 	n        int64
 	done     bool
 }
 
-// NewBlobWriter starts writing a blob. Call Commit or Close.
-func (s *Store) NewBlobWriter() (*BlobWriter, error) {
+// NewBlobWriter starts writing a blob, to be held by lease (may be nil)
+// once committed. Call Commit or Close.
+func (s *Store) NewBlobWriter(lease *Lease) (*BlobWriter, error) {
 	f, err := os.OpenFile(s.TempName("blob"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("write blob: %w", err)
 	}
-	return &BlobWriter{s: s, f: f, digester: digest.Canonical.Digester()}, nil
+	return &BlobWriter{s: s, lease: lease, f: f, digester: digest.Canonical.Digester()}, nil
 }
 
 // Write implements io.Writer.
@@ -117,9 +119,18 @@ func (w *BlobWriter) Commit(expected digest.Digest, size int64) (digest.Digest, 
 		os.Remove(name)
 		return "", fmt.Errorf("blob %s: %w", got, err)
 	}
+	lk, err := w.s.leaseLock()
+	if err != nil {
+		os.Remove(name)
+		return "", err
+	}
+	defer lk.Unlock()
 	if err := os.Rename(name, w.s.BlobPath(got)); err != nil {
 		os.Remove(name)
 		return "", fmt.Errorf("blob %s: %w", got, err)
+	}
+	if err := w.lease.add(got); err != nil {
+		return "", err
 	}
 	return got, nil
 }
@@ -135,12 +146,9 @@ func (w *BlobWriter) Close() error {
 }
 
 // PutBlob stores the content of r, verified against expected (if not
-// empty), and returns its digest and size.
-func (s *Store) PutBlob(r io.Reader, expected digest.Digest) (digest.Digest, int64, error) {
-	if expected != "" && s.HasBlob(expected) {
-		return expected, -1, nil
-	}
-	w, err := s.NewBlobWriter()
+// empty), held by lease (may be nil), and returns its digest and size.
+func (s *Store) PutBlob(lease *Lease, r io.Reader, expected digest.Digest) (digest.Digest, int64, error) {
+	w, err := s.NewBlobWriter(lease)
 	if err != nil {
 		return "", 0, err
 	}
@@ -152,24 +160,39 @@ func (s *Store) PutBlob(r io.Reader, expected digest.Digest) (digest.Digest, int
 	return d, w.n, err
 }
 
-// PutBlobBytes stores b and returns its digest.
-func (s *Store) PutBlobBytes(b []byte) (digest.Digest, error) {
+// PutBlobBytes stores b, held by lease (may be nil), and returns its
+// digest.
+func (s *Store) PutBlobBytes(lease *Lease, b []byte) (digest.Digest, error) {
 	d := digest.FromBytes(b)
-	if s.HasBlob(d) {
-		return d, nil
-	}
-	if err := WriteFile(s.BlobPath(d), b, 0o600, true); err != nil {
+	lk, err := s.leaseLock()
+	if err != nil {
 		return "", err
 	}
-	return d, nil
+	defer lk.Unlock()
+	if !s.HasBlob(d) {
+		if err := WriteFile(s.BlobPath(d), b, 0o600, true); err != nil {
+			return "", err
+		}
+	}
+	return d, lease.add(d)
 }
 
-// DeleteBlob removes the blob d; a missing blob is not an error.
+// DeleteBlob removes the blob d unless a live lease holds it; a missing
+// blob is not an error. The caller holds the store lock and has checked
+// that no record uses it.
 func (s *Store) DeleteBlob(d digest.Digest) error {
 	if d.Validate() != nil {
 		return nil
 	}
-	err := os.Remove(s.BlobPath(d))
+	lk, err := s.leaseLock()
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
+	if s.leased()[d] {
+		return nil
+	}
+	err = os.Remove(s.BlobPath(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

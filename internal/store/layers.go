@@ -88,7 +88,32 @@ type FillFunc func(dir string) (diffID digest.Digest, size int64, err error)
 // first and the layer it made is kept unless an identical one appeared
 // meanwhile. Nothing is visible until the complete layer is renamed into
 // place; the store lock is not held while fill runs.
-func (s *Store) CreateLayer(ctx context.Context, parent, diffID digest.Digest, fill FillFunc) (*Layer, error) {
+//
+// The layer is added to lease (may be nil) before CreateLayer returns, so
+// no concurrent removal collects it before the caller records its image.
+func (s *Store) CreateLayer(ctx context.Context, lease *Lease, parent, diffID digest.Digest, fill FillFunc) (*Layer, error) {
+	for attempt := 0; ; attempt++ {
+		l, err := s.createLayer(ctx, parent, diffID, fill)
+		if err != nil {
+			return nil, err
+		}
+		// Hold it, unless a removal took it between creation and now.
+		lk, err := s.leaseLock()
+		if err != nil {
+			return nil, err
+		}
+		_, gone := s.GetLayer(l.ChainID)
+		if gone == nil {
+			err = lease.add(l.ChainID)
+		}
+		lk.Unlock()
+		if gone == nil || attempt == 3 {
+			return l, err
+		}
+	}
+}
+
+func (s *Store) createLayer(ctx context.Context, parent, diffID digest.Digest, fill FillFunc) (*Layer, error) {
 	if diffID != "" {
 		chain := ChainID(parent, diffID)
 		if l, err := s.GetLayer(chain); err == nil {
@@ -163,17 +188,27 @@ func (s *Store) Layers() ([]Layer, error) {
 	return out, nil
 }
 
-// DeleteLayer removes a layer. The caller holds the store lock and has
-// checked that nothing uses it. The layer disappears at once (a rename);
-// its files are removed after.
+// DeleteLayer removes a layer unless a live lease holds it. The caller
+// holds the store lock and has checked that no record uses it. The layer
+// disappears at once (a rename); its files are removed after.
 func (s *Store) DeleteLayer(chainID digest.Digest) error {
 	lk, err := s.LockName("layer-" + chainID.Encoded())
 	if err != nil {
 		return err
 	}
 	defer lk.Unlock()
+	ll, err := s.leaseLock()
+	if err != nil {
+		return err
+	}
+	if s.leased()[chainID] {
+		ll.Unlock()
+		return nil
+	}
 	tmp := s.TempName("rmlayer")
-	if err := os.Rename(s.layerPath(chainID), tmp); err != nil {
+	err = os.Rename(s.layerPath(chainID), tmp)
+	ll.Unlock()
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

@@ -44,7 +44,7 @@ func Open(root, runRoot string) (*Store, error) {
 	for _, d := range []string{root, filepath.Join(root, "tmp"), filepath.Join(root, "blobs", "sha256"),
 		filepath.Join(root, "layers"), filepath.Join(root, "l"), filepath.Join(root, "images"),
 		filepath.Join(root, "containers"), filepath.Join(root, "volumes"), filepath.Join(root, "networks"),
-		filepath.Join(root, "locks"), runRoot} {
+		filepath.Join(root, "locks"), filepath.Join(root, "leases"), runRoot} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
@@ -55,6 +55,10 @@ func Open(root, runRoot string) (*Store, error) {
 	}
 	s := &Store{root: root, runRoot: runRoot, self: proc.Self(), lockFile: lf}
 	if err := s.cleanTmp(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := s.cleanLeases(); err != nil {
 		lf.Close()
 		return nil, err
 	}

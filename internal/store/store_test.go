@@ -31,7 +31,7 @@ func newStore(t *testing.T) *Store {
 func TestBlobs(t *testing.T) {
 	s := newStore(t)
 	data := []byte("hello blob")
-	d, n, err := s.PutBlob(bytes.NewReader(data), digest.FromBytes(data))
+	d, n, err := s.PutBlob(nil, bytes.NewReader(data), digest.FromBytes(data))
 	if err != nil || n != int64(len(data)) || d != digest.FromBytes(data) {
 		t.Fatalf("PutBlob = %s %d %v", d, n, err)
 	}
@@ -41,7 +41,7 @@ func TestBlobs(t *testing.T) {
 	}
 	// A mismatch stores nothing.
 	wrong := digest.FromString("other")
-	if _, _, err := s.PutBlob(bytes.NewReader(data), wrong); !errors.Is(err, errdefs.ErrCorrupt) {
+	if _, _, err := s.PutBlob(nil, bytes.NewReader(data), wrong); !errors.Is(err, errdefs.ErrCorrupt) {
 		t.Fatalf("mismatch: %v", err)
 	}
 	if s.HasBlob(wrong) {
@@ -80,14 +80,14 @@ func fillWith(content string) FillFunc {
 func TestLayerCreate(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	base, err := s.CreateLayer(ctx, "", digest.FromString("a"), fillWith("a"))
+	base, err := s.CreateLayer(ctx, nil, "", digest.FromString("a"), fillWith("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if base.ChainID != digest.FromString("a") {
 		t.Fatalf("base chain %s", base.ChainID)
 	}
-	top, err := s.CreateLayer(ctx, base.ChainID, "", fillWith("b"))
+	top, err := s.CreateLayer(ctx, nil, base.ChainID, "", fillWith("b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestLayerCreate(t *testing.T) {
 		t.Fatalf("via short link: %q %v", b, err)
 	}
 	// Wrong content for a known diffID: refused, nothing kept.
-	_, err = s.CreateLayer(ctx, "", digest.FromString("c"), fillWith("not c"))
+	_, err = s.CreateLayer(ctx, nil, "", digest.FromString("c"), fillWith("not c"))
 	if !errors.Is(err, errdefs.ErrCorrupt) {
 		t.Fatalf("corrupt layer: %v", err)
 	}
@@ -107,7 +107,7 @@ func TestLayerCreate(t *testing.T) {
 		t.Fatalf("corrupt layer visible: %v", err)
 	}
 	// A failing fill leaves nothing.
-	_, err = s.CreateLayer(ctx, "", digest.FromString("d"), func(dir string) (digest.Digest, int64, error) {
+	_, err = s.CreateLayer(ctx, nil, "", digest.FromString("d"), func(dir string) (digest.Digest, int64, error) {
 		os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
 		return "", 0, errors.New("boom")
 	})
@@ -136,7 +136,7 @@ func TestLayerConcurrentCreateFillsOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.CreateLayer(context.Background(), "", digest.FromString("x"), func(dir string) (digest.Digest, int64, error) {
+			_, err := s.CreateLayer(context.Background(), nil, "", digest.FromString("x"), func(dir string) (digest.Digest, int64, error) {
 				fills.Add(1)
 				return fillWith("x")(dir)
 			})
@@ -176,14 +176,14 @@ func TestOpenRemovesDeadTemp(t *testing.T) {
 func TestImagesAndCollect(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	l1, _ := s.CreateLayer(ctx, "", digest.FromString("1"), fillWith("1"))
-	l2, _ := s.CreateLayer(ctx, l1.ChainID, digest.FromString("2"), fillWith("2"))
-	b1, _ := s.PutBlobBytes([]byte("blob1"))
-	b2, _ := s.PutBlobBytes([]byte("blob2"))
-	cfgA, _ := s.PutBlobBytes([]byte(`{"a":1}`))
-	cfgB, _ := s.PutBlobBytes([]byte(`{"b":1}`))
-	manA, _ := s.PutBlobBytes([]byte(`{"m":"a"}`))
-	manB, _ := s.PutBlobBytes([]byte(`{"m":"b"}`))
+	l1, _ := s.CreateLayer(ctx, nil, "", digest.FromString("1"), fillWith("1"))
+	l2, _ := s.CreateLayer(ctx, nil, l1.ChainID, digest.FromString("2"), fillWith("2"))
+	b1, _ := s.PutBlobBytes(nil, []byte("blob1"))
+	b2, _ := s.PutBlobBytes(nil, []byte("blob2"))
+	cfgA, _ := s.PutBlobBytes(nil, []byte(`{"a":1}`))
+	cfgB, _ := s.PutBlobBytes(nil, []byte(`{"b":1}`))
+	manA, _ := s.PutBlobBytes(nil, []byte(`{"m":"a"}`))
+	manB, _ := s.PutBlobBytes(nil, []byte(`{"m":"b"}`))
 	a := &Image{ID: cfgA, ManifestDigest: manA, Layers: []ImageLayer{{Digest: b1, ChainID: l1.ChainID}}}
 	b := &Image{ID: cfgB, ManifestDigest: manB, Layers: []ImageLayer{{Digest: b1, ChainID: l1.ChainID}, {Digest: b2, ChainID: l2.ChainID}}}
 	for _, im := range []*Image{a, b} {
@@ -215,5 +215,33 @@ func TestImagesAndCollect(t *testing.T) {
 	}
 	if s.HasBlob(b2) || !s.HasBlob(b1) || s.HasBlob(cfgB) || !s.HasBlob(cfgA) {
 		t.Fatal("blob collection wrong")
+	}
+}
+
+func TestLeaseKeepsObjectsFromDeletion(t *testing.T) {
+	s := newStore(t)
+	lease := s.NewLease()
+	l, err := s.CreateLayer(context.Background(), lease, "", digest.FromString("a"), fillWith("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.PutBlobBytes(lease, []byte("blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteLayer(l.ChainID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBlob(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLayer(l.ChainID); err != nil || !s.HasBlob(b) {
+		t.Fatal("leased objects were deleted")
+	}
+	lease.Release()
+	s.DeleteLayer(l.ChainID)
+	s.DeleteBlob(b)
+	if _, err := s.GetLayer(l.ChainID); err == nil || s.HasBlob(b) {
+		t.Fatal("released objects were not deleted")
 	}
 }
