@@ -36,7 +36,13 @@ func devices(cfg *Config, h *host) ([]specs.LinuxDevice, []specs.LinuxDeviceCgro
 		if err != nil {
 			return nil, nil, invalidf("listing the host's devices: %v", err)
 		}
-		devs = append(devs, hostDevs...)
+		for _, d := range hostDevs {
+			// /dev/ptmx is the runtime's symlink to pts/ptmx (runc replaces
+			// the node with it too).
+			if d.Path != "/dev/ptmx" {
+				devs = append(devs, d)
+			}
+		}
 		rules = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	}
 	for _, d := range cfg.Devices {

@@ -72,6 +72,7 @@ func fakeHost(files map[string]string) *host {
 			return []specs.LinuxDevice{
 				{Path: "/dev/null", Type: "c", Major: 1, Minor: 3, FileMode: &mode, UID: &uid, GID: &gid},
 				{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11, FileMode: &mode, UID: &uid, GID: &gid},
+				{Path: "/dev/ptmx", Type: "c", Major: 5, Minor: 2, FileMode: &mode, UID: &uid, GID: &gid},
 				{Path: "/dev/sda", Type: "b", Major: 8, Minor: 0, FileMode: &mode, UID: &uid, GID: &gid},
 			}, nil
 		},
