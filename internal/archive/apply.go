@@ -45,9 +45,10 @@ type ApplyOptions struct {
 	NoChown bool
 	// Devices says what to do with device nodes. Default DevicesAllow.
 	Devices DevicePolicy
-	// Progress, if set, is called from Apply's goroutine with the total
-	// number of bytes read from r so far (compressed bytes for a compressed
-	// layer), after each read. Default nil.
+	// Progress, if set, is called with the total number of bytes read
+	// from r so far (compressed bytes for a compressed layer) after each
+	// read, from a goroutine Apply starts; calls do not overlap and all
+	// happen before Apply returns. Default nil.
 	Progress func(read int64)
 }
 
@@ -106,8 +107,11 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (Res
 	}
 	defer dr.Close()
 	lr := &layerReader{r: dr, h: sha256.New(), max: opts.MaxSize}
+	// Decompress and hash in a goroutine while this one writes files.
+	ra := newReadahead(lr, readaheadBlock, readaheadDepth)
+	defer ra.stop() // before dr.Close
 	res := Result{Compression: c}
-	tr := tar.NewReader(lr)
+	tr := tar.NewReader(ra)
 
 	var declared int64
 	for {
@@ -146,9 +150,10 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (Res
 	}
 	// Read the end-of-archive blocks and any padding after them: the
 	// diffID is the digest of the whole stream.
-	if _, err := io.Copy(io.Discard, lr); err != nil {
+	if _, err := io.Copy(io.Discard, ra); err != nil {
 		return res, streamErr("reading tar trailer", err)
 	}
+	ra.stop()
 	res.DiffID = digest.NewDigest(digest.SHA256, lr.h)
 	res.Size = lr.n
 	res.Compressed = src.n
@@ -247,6 +252,13 @@ func (l *layerReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Readahead of the uncompressed stream: blocks of readaheadBlock bytes,
+// readaheadDepth of them ahead of the files being written.
+const (
+	readaheadBlock = 1 << 20
+	readaheadDepth = 4
+)
 
 // Limits on names, as Linux has them.
 const (

@@ -58,7 +58,7 @@ func newApplier(dir string, opts ApplyOptions) (*applier, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	a := &applier{root: fd, dir: dir, opts: opts, buf: make([]byte, copyBufSize), dirIdx: map[string]int{}}
+	a := &applier{root: fd, dir: dir, opts: opts, dirIdx: map[string]int{}}
 	for i := range a.cache {
 		a.cache[i].fd = -1
 	}
@@ -181,6 +181,9 @@ func (a *applier) create(ctx context.Context, pfd int, name, base string, hdr *t
 	fd, err := openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return errnoOr(err, "create")
+	}
+	if want := min(max(hdr.Size, 32<<10), copyBufSize); int64(len(a.buf)) < want {
+		a.buf = make([]byte, want) // grown as larger files come
 	}
 	err = a.copyData(ctx, fd, r)
 	if err == nil {
@@ -327,7 +330,15 @@ func (a *applier) finish() error {
 			}
 			pfd, base = fd, b
 		}
-		if err := unix.Fchmodat(pfd, base, d.mode, 0); err != nil {
+		// Through an fd opened with O_NOFOLLOW: chmod must never follow
+		// a symlink, even one that should not be there.
+		fd, err := openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return entryErr(d.name, fmt.Errorf("open: %w", err))
+		}
+		err = unix.Fchmod(fd, d.mode)
+		unix.Close(fd)
+		if err != nil {
 			return entryErr(d.name, fmt.Errorf("chmod: %w", err))
 		}
 		ts := []unix.Timespec{d.atime, d.mtime}

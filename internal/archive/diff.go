@@ -50,7 +50,8 @@ type TarOptions struct {
 // deterministic order and format as Diff's, with hardlinks detected by
 // inode, xattrs except trusted.overlay.*, and no sockets. A file that
 // changes size while it is read is cut or padded with zeros to the size
-// its header gave, as GNU tar does.
+// its header gave, as GNU tar does. A Source that does not exist is an
+// errdefs.ErrNotFound error.
 func Tar(ctx context.Context, w io.Writer, root string, opts TarOptions) error {
 	return writeTree(ctx, w, root, treeOptions{source: opts.Source, name: opts.Name, skipWhiteouts: opts.SkipWhiteouts})
 }

@@ -21,8 +21,9 @@ func OpenInRoot(root, path string, flag int, perm os.FileMode) (*os.File, error)
 // MkdirAllInRoot creates path and its missing parents inside root with
 // mode perm (less the umask), resolving existing components as OpenInRoot
 // does, and returns the directory opened read-only. It never creates
-// anything outside root: a symlink that points outside resolves inside
-// root instead.
+// anything outside root: a symlink resolves inside root, and one whose
+// target does not exist there is an error (ENOENT), as is a component that
+// is not a directory (ENOTDIR).
 func MkdirAllInRoot(root, path string, perm os.FileMode) (*os.File, error) {
 	return mkdirAllInRoot(root, path, perm)
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-run/berth/internal/errdefs"
 )
 
 // treeWriter writes a directory tree as tar entries, reading it through
@@ -59,7 +61,11 @@ func writeTree(ctx context.Context, w io.Writer, root string, opts treeOptions) 
 		var pfd int
 		pfd, err = openInRootFd(rootfd, dir, unix.O_PATH|unix.O_DIRECTORY, 0, false)
 		if err != nil {
-			return &os.PathError{Op: "open", Path: path.Join(root, dir), Err: err}
+			err = &os.PathError{Op: "open", Path: path.Join(root, dir), Err: err}
+			if errnoIs(err, unix.ENOENT, unix.ENOTDIR) {
+				return errdefs.Wrap(errdefs.ErrNotFound, fmt.Sprintf("%q", "/"+src), err)
+			}
+			return err
 		}
 		name := strings.Trim(opts.name, "/")
 		if name == "" {
@@ -68,7 +74,8 @@ func writeTree(ctx context.Context, w io.Writer, root string, opts treeOptions) 
 		err = t.add(pfd, base, name)
 		unix.Close(pfd)
 		if err == errVanished {
-			return &os.PathError{Op: "lstat", Path: path.Join(root, src), Err: unix.ENOENT}
+			return errdefs.Wrap(errdefs.ErrNotFound, fmt.Sprintf("%q", "/"+src),
+				&os.PathError{Op: "lstat", Path: path.Join(root, src), Err: unix.ENOENT})
 		}
 	}
 	if err != nil {
