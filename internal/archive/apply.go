@@ -89,7 +89,9 @@ type Result struct {
 // stream. Nothing is fsynced: the caller syncs (SyncFS) before it publishes
 // the layer.
 //
-// Cancelling ctx stops Apply between entries and within large files.
+// Cancelling ctx stops Apply between entries, within large files and
+// while it waits for data. Apply returns only after a read of r that is
+// under way has returned, and never touches r afterwards.
 func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (Result, error) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxSize
@@ -108,7 +110,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (Res
 	defer dr.Close()
 	lr := &layerReader{r: dr, h: sha256.New(), max: opts.MaxSize}
 	// Decompress and hash in a goroutine while this one writes files.
-	ra := newReadahead(lr, readaheadBlock, readaheadDepth)
+	ra := newReadahead(ctx, lr, readaheadBlock, readaheadDepth)
 	defer ra.stop() // before dr.Close
 	res := Result{Compression: c}
 	tr := tar.NewReader(ra)
@@ -123,6 +125,9 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (Res
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
 			return res, streamErr("reading tar header", err)
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {

@@ -216,6 +216,9 @@ func (a *applier) copyData(ctx context.Context, fd int, r io.Reader) error {
 			return nil
 		}
 		if rerr != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			return streamErr("reading file data", rerr)
 		}
 		if n == len(a.buf) {

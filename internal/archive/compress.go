@@ -155,11 +155,21 @@ func Compress(w io.Writer, c Compression) (io.WriteCloser, error) {
 		return nopWriteCloser{w}, nil
 	case Gzip:
 		// The zero Header has no name, no comment and ModTime zero.
-		return gzip.NewWriterLevel(w, gzipLevel)
+		zw, err := gzip.NewWriterLevel(w, gzipLevel)
+		if err != nil {
+			return nil, err
+		}
+		return zw, nil
 	case Zstd:
-		return zstd.NewWriter(w,
+		// Output does not depend on the concurrency; 2 overlaps block
+		// encoding with the caller's writes.
+		zw, err := zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			zstd.WithEncoderConcurrency(2))
+		if err != nil {
+			return nil, err
+		}
+		return zw, nil
 	}
 	return nil, errdefs.New(errdefs.ErrNotSupported, "layer compression "+c.String()+" is not supported")
 }

@@ -1,21 +1,25 @@
 package archive
 
-import "io"
+import (
+	"context"
+	"io"
+)
 
 // readahead reads its source in a goroutine of its own, up to depth blocks
 // ahead of its consumer, so that decompressing and hashing a layer overlap
 // with writing its files. Only one goroutine may call Read; stop must be
 // called before the source is closed or dropped.
 type readahead struct {
-	size   int           // the largest block
-	alloc  int           // buffers allocated so far, at most depth+1
-	full   chan raBlock  // filled blocks, in order
-	free   chan []byte   // buffers to fill
-	done   chan struct{} // closed by stop
-	exited chan struct{} // closed when the reading goroutine returns
-	cur    []byte        // unread part of the current block
-	curBuf []byte        // the current block's buffer
-	err    error         // error that ended the current block
+	ctx    context.Context // Read gives up when it is done
+	size   int             // the largest block
+	alloc  int             // buffers allocated so far, at most depth+1
+	full   chan raBlock    // filled blocks, in order
+	free   chan []byte     // buffers to fill
+	done   chan struct{}   // closed by stop
+	exited chan struct{}   // closed when the reading goroutine returns
+	cur    []byte          // unread part of the current block
+	curBuf []byte          // the current block's buffer
+	err    error           // error that ended the current block
 }
 
 type raBlock struct {
@@ -24,8 +28,9 @@ type raBlock struct {
 	err error
 }
 
-func newReadahead(r io.Reader, size, depth int) *readahead {
+func newReadahead(ctx context.Context, r io.Reader, size, depth int) *readahead {
 	ra := &readahead{
+		ctx:    ctx,
 		size:   size,
 		full:   make(chan raBlock, depth),
 		free:   make(chan []byte, depth+1),
@@ -75,7 +80,7 @@ func (ra *readahead) run(r io.Reader) {
 }
 
 // Read returns data in the order the source gave it, then the source's
-// error.
+// error; or ctx's error once ctx is done.
 func (ra *readahead) Read(p []byte) (int, error) {
 	for len(ra.cur) == 0 {
 		if ra.err != nil {
@@ -85,7 +90,12 @@ func (ra *readahead) Read(p []byte) (int, error) {
 			ra.free <- ra.curBuf // never blocks: there are at most depth+1 buffers
 			ra.curBuf = nil
 		}
-		blk := <-ra.full
+		var blk raBlock
+		select {
+		case blk = <-ra.full:
+		case <-ra.ctx.Done():
+			return 0, ra.ctx.Err()
+		}
 		ra.curBuf, ra.cur, ra.err = blk.b, blk.b[:blk.n], blk.err
 	}
 	n := copy(p, ra.cur)
