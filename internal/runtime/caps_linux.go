@@ -63,7 +63,7 @@ type capSet uint64
 func parseCaps(names []string, last uint) (capSet, error) {
 	var s capSet
 	for _, n := range names {
-		c, ok := capNames[strings.ToUpper(n)]
+		c, ok := capNames[n]
 		if !ok {
 			return 0, fmt.Errorf("unknown capability %q", n)
 		}

@@ -61,19 +61,11 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		}
 	}()
 
-	fifoPath := filepath.Join(opts.StateDir, fifoFile)
-	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
-		return nil, fmt.Errorf("exec fifo: %w", err)
-	}
-	// Opened O_RDWR (never blocks, and the init's read blocks until a
-	// writer sends a byte), and not through os.OpenFile, which would make
-	// the shared file description non-blocking.
-	fifoFd, err := unix.Open(fifoPath, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	startSock, err := listenStart(opts.StateDir)
 	if err != nil {
-		return nil, fmt.Errorf("exec fifo: %w", err)
+		return nil, err
 	}
-	fifo := os.NewFile(uintptr(fifoFd), fifoPath)
-	defer fifo.Close()
+	defer startSock.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -97,7 +89,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	if cg != nil {
 		var res *specs.LinuxResources
 		if spec.Linux != nil {
-			res = spec.Linux.Resources
+			res = withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)
 		}
 		if err := cg.Create(res); err != nil {
 			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
@@ -114,7 +106,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	defer closeStdio()
 	files := append(stdio, opts.ExtraFiles...)
 	sockFd := len(files)
-	files = append(files, childSock, fifo)
+	files = append(files, childSock, startSock)
 	var pdeath syscall.Signal
 	if opts.TieToParent {
 		pdeath = syscall.SIGKILL
@@ -325,8 +317,21 @@ func prepareCreate(opts *CreateOpts) (*specs.Spec, string, string, error) {
 			return nil, "", "", err
 		}
 	}
-	if spec.Process == nil {
-		return nil, "", "", errdefs.New(errdefs.ErrInvalid, "spec has no process")
+	// A spec without process may be created (OCI); Start then fails.
+	if spec.Process != nil {
+		if err := checkRlimits(spec.Process.Rlimits); err != nil {
+			return nil, "", "", err
+		}
+	}
+	if spec.Process != nil && spec.Process.Capabilities != nil {
+		if _, err := parseProcessCaps(spec.Process.Capabilities); err != nil {
+			return nil, "", "", errdefs.Wrap(errdefs.ErrInvalid, "process capabilities", err)
+		}
+	}
+	if spec.Linux != nil && spec.Linux.Resources != nil && spec.Linux.Resources.Network != nil {
+		if err := checkNetworkCgroups(spec.Linux.Resources.Network); err != nil {
+			return nil, "", "", err
+		}
 	}
 	if spec.Root == nil || spec.Root.Path == "" {
 		return nil, "", "", errdefs.New(errdefs.ErrInvalid, "spec has no root")
@@ -374,23 +379,14 @@ func validateID(id string) error {
 }
 
 func (c *Container) start(ctx context.Context) error {
-	if err := releaseFifo(c.state.StateDir); err != nil {
-		return err
-	}
 	c.mu.Lock()
 	sock := c.sys.sock
 	c.sys.sock = nil
 	c.mu.Unlock()
 	if sock != nil {
-		// EOF: the init exec'd (its end is close-on-exec) or died.
-		m, _, err := sock.recv()
 		sock.close()
-		if err == nil && m.Type == msgError {
-			c.reapQuietly()
-			return m.err()
-		}
 	}
-	return runPoststart(c.state)
+	return start(ctx, c.state)
 }
 
 func (c *Container) wait() (ExitStatus, error) {
@@ -417,4 +413,30 @@ func exitStatus(ws syscall.WaitStatus) ExitStatus {
 		st.Code = ws.ExitStatus()
 	}
 	return st
+}
+
+// checkNetworkCgroups refuses network limits (net_cls class id, net_prio
+// priorities) on a machine without the controllers, instead of silently
+// not applying them.
+func checkNetworkCgroups(n *specs.LinuxNetwork) error {
+	need := map[string]bool{}
+	if n.ClassID != nil {
+		need["net_cls"] = true
+	}
+	if len(n.Priorities) > 0 {
+		need["net_prio"] = true
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	for c := range need {
+		if _, ok := mounts[c]; !ok {
+			return errdefs.New(errdefs.ErrNotSupported, fmt.Sprintf("network limits need the %s cgroup controller, which is not mounted", c))
+		}
+	}
+	return nil
 }

@@ -146,3 +146,37 @@ func parentDir(p string) string {
 	}
 	return p[:i]
 }
+
+// withDefaultDevices returns res with device cgroup rules appended that
+// allow what every container needs (as runc does): mknod of any node (the
+// nodes made are the spec's own), the default devices, /dev/console,
+// /dev/ptmx and the pty slaves, and the spec's devices. Without device
+// rules in res nothing is restricted and res is returned as is.
+func withDefaultDevices(res *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
+	if res == nil || len(res.Devices) == 0 {
+		return res
+	}
+	i64 := func(v int64) *int64 { return &v }
+	rule := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(major), Minor: i64(minor), Access: access}
+	}
+	out := *res
+	out.Devices = append([]specs.LinuxDeviceCgroup(nil), res.Devices...)
+	out.Devices = append(out.Devices,
+		rule("c", -1, -1, "m"), rule("b", -1, -1, "m"),
+		rule("c", 1, 3, "rwm"), rule("c", 1, 5, "rwm"), rule("c", 1, 7, "rwm"),
+		rule("c", 1, 8, "rwm"), rule("c", 1, 9, "rwm"), rule("c", 5, 0, "rwm"),
+		rule("c", 5, 1, "rwm"), rule("c", 5, 2, "rwm"), rule("c", 136, -1, "rwm"),
+	)
+	for _, d := range devs {
+		typ := d.Type
+		if typ == "u" {
+			typ = "c"
+		}
+		if typ == "p" {
+			continue
+		}
+		out.Devices = append(out.Devices, rule(typ, d.Major, d.Minor, "rwm"))
+	}
+	return &out
+}

@@ -54,6 +54,14 @@ func execIn(ctx context.Context, s *State, proc *specs.Process, opts ExecOpts) (
 	if proc == nil || len(proc.Args) == 0 {
 		return nil, errdefs.New(errdefs.ErrInvalid, "exec: process args must not be empty")
 	}
+	if err := checkRlimits(proc.Rlimits); err != nil {
+		return nil, err
+	}
+	if proc.Capabilities != nil {
+		if _, err := parseProcessCaps(proc.Capabilities); err != nil {
+			return nil, errdefs.Wrap(errdefs.ErrInvalid, "process capabilities", err)
+		}
+	}
 	switch st := deriveStatus(s); st {
 	case StatusRunning, StatusCreated:
 	default:

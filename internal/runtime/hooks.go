@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -29,6 +30,26 @@ func runHooks(hooks []specs.Hook, phase string, state *specs.State) error {
 		}
 	}
 	return nil
+}
+
+// runHooksWarn runs every hook even when some fail (poststart, poststop:
+// the spec asks for a warning and the lifecycle goes on) and returns the
+// failures joined.
+func runHooksWarn(hooks []specs.Hook, phase string, state *specs.State) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(state)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range hooks {
+		if err := runHook(&hooks[i], data); err != nil {
+			errs = append(errs, fmt.Errorf("%s hook #%d (%s): %w", phase, i, hooks[i].Path, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func runHook(h *specs.Hook, state []byte) error {

@@ -7,6 +7,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-run/berth/internal/errdefs"
 )
 
 // runInitStage is the container's init: it prepares the container from
@@ -15,38 +17,41 @@ import (
 // and never returns.
 func runInitStage(sock *syncSocket, sockFd int) {
 	cfg := receiveConfig(sock)
-	fifoFd := sockFd + 1
-	unix.CloseOnExec(fifoFd)
+	startFd := sockFd + 1
+	unix.CloseOnExec(startFd)
 	unix.Umask(0)
 	if err := prepareInit(sock, cfg); err != nil {
 		stageFail(sock, err)
 	}
-	path, err := lookPath(cfg.Process)
-	if err != nil {
-		stageFail(sock, err)
+	path := ""
+	if cfg.Process != nil {
+		var err error
+		if path, err = lookPath(cfg.Process); err != nil {
+			stageFail(sock, err)
+		}
 	}
 	if err := sock.send(&message{Type: msgReady}); err != nil {
 		os.Exit(125)
 	}
-	// Created: wait for Start to write a byte into the fifo. The fd is
-	// O_RDWR, so the read blocks until then instead of seeing EOF.
-	var b [1]byte
-	for {
-		_, err := unix.Read(fifoFd, b[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			stageFail(sock, fmt.Errorf("wait for start: %w", err))
-		}
-		break
+	// Created: wait for Start. The parent may be gone from here on
+	// (OCI create): errors go to the starter's connection and stderr.
+	conn, err := waitStart(startFd)
+	if err != nil {
+		stageFail(nil, err)
 	}
-	unix.Close(fifoFd)
+	fail := func(err error) {
+		reportStart(conn, err)
+		stageFail(nil, err)
+	}
+	if cfg.Process == nil {
+		fail(errdefs.New(errdefs.ErrInvalid, "the container has no process to start"))
+	}
 	if h := cfg.Spec.Hooks; h != nil && len(h.StartContainer) > 0 {
 		if err := runHooks(h.StartContainer, "startContainer", childHookState(cfg, StatusCreated)); err != nil {
-			stageFail(sock, err)
+			fail(err)
 		}
 	}
+	cfg.startConn = conn
 	execProcess(sock, cfg, path)
 }
 
@@ -93,9 +98,25 @@ func prepareInit(sock *syncSocket, cfg *stageConfig) error {
 		if err := enterRootfs(cfg); err != nil {
 			return err
 		}
+	} else {
+		// No mount namespace: nothing may be mounted (it would be the
+		// host's), but the process still runs in its root.
+		if err := unix.Chroot(cfg.Rootfs); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		if err := unix.Chdir("/"); err != nil {
+			return err
+		}
 	}
-	if cfg.Process.Terminal {
+	if cfg.Process != nil && cfg.Process.Terminal {
 		if err := setupConsole(sock, cfg, hasMntNS); err != nil {
+			return err
+		}
+	}
+	// Sysctls go before finishRootfs makes /proc/sys read-only (runc's
+	// order).
+	for k, v := range spec.Linux.Sysctl {
+		if err := writeSysctl(k, v); err != nil {
 			return err
 		}
 	}
@@ -103,15 +124,6 @@ func prepareInit(sock *syncSocket, cfg *stageConfig) error {
 		if err := finishRootfs(cfg); err != nil {
 			return err
 		}
-	}
-	for k, v := range spec.Linux.Sysctl {
-		if err := writeSysctl(k, v); err != nil {
-			return err
-		}
-	}
-	// Rlimits before "ready", so a limit the kernel refuses fails create.
-	if err := setRlimits(cfg.Process.Rlimits); err != nil {
-		return err
 	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {

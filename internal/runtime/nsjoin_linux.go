@@ -192,6 +192,9 @@ func sysProcAttr(spec *specs.Spec, clone uintptr, userNS bool, pdeath syscall.Si
 			sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		sys.GidMappingsEnableSetgroups = true
+		// Become the namespace's root before the re-exec: an euid that
+		// is not mapped would lose every capability at execve.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	return sys
 }

@@ -102,6 +102,40 @@ var rlimitNames = map[string]int{
 	"RLIMIT_STACK":      unix.RLIMIT_STACK,
 }
 
+// checkRlimits refuses, at create, limits the init could not set: unknown
+// types, soft above hard, and hard limits above the caller's own without
+// CAP_SYS_RESOURCE (the kernel would refuse them at exec time).
+func checkRlimits(rl []specs.POSIXRlimit) error {
+	canRaise := boundingSet(lastCap())&(1<<unix.CAP_SYS_RESOURCE) != 0 && hasEffective(unix.CAP_SYS_RESOURCE)
+	for _, r := range rl {
+		res, ok := rlimitNames[r.Type]
+		if !ok {
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unknown rlimit %q", r.Type))
+		}
+		if r.Soft > r.Hard {
+			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("%s: soft limit %d above hard limit %d", r.Type, r.Soft, r.Hard))
+		}
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(res, &cur); err != nil {
+			return err
+		}
+		if r.Hard > cur.Max && !canRaise {
+			return errdefs.Wrap(errdefs.ErrInvalid, fmt.Sprintf("set %s to %d:%d: above this process's hard limit %d", r.Type, r.Soft, r.Hard, cur.Max), unix.EPERM)
+		}
+	}
+	return nil
+}
+
+// hasEffective reports whether this thread has capability c in effect.
+func hasEffective(c uint) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0
+}
+
 func setRlimits(rl []specs.POSIXRlimit) error {
 	for _, r := range rl {
 		res, ok := rlimitNames[r.Type]
@@ -121,12 +155,19 @@ func setRlimits(rl []specs.POSIXRlimit) error {
 // no_new_privs, seccomp, stdio) on the locked thread and execve's it. It
 // only returns by exiting.
 func execProcess(sock *syncSocket, cfg *stageConfig, path string) {
-	if err := finalizeProcess(cfg); err != nil {
+	fail := func(err error) {
+		if cfg.startConn >= 0 {
+			reportStart(cfg.startConn, err)
+			stageFail(nil, err)
+		}
 		stageFail(sock, err)
+	}
+	if err := finalizeProcess(cfg); err != nil {
+		fail(err)
 	}
 	p := cfg.Process
 	err := syscall.Exec(path, p.Args, p.Env)
-	stageFail(sock, &stageError{msg: fmt.Sprintf("exec %q: %v", p.Args[0], err), errno: errnoOf(err)})
+	fail(&stageError{msg: fmt.Sprintf("exec %q: %v", p.Args[0], err), errno: errnoOf(err)})
 }
 
 // finalizeProcess does, in this order: rlimits, close-on-exec of every fd
@@ -136,10 +177,10 @@ func execProcess(sock *syncSocket, cfg *stageConfig, path string) {
 // umask, and seccomp (when no_new_privs allows it without privileges).
 func finalizeProcess(cfg *stageConfig) error {
 	p := cfg.Process
-	if cfg.Stage == stageExec {
-		if err := setRlimits(p.Rlimits); err != nil {
-			return err
-		}
+	// Rlimits last but one: a small RLIMIT_AS or RLIMIT_NOFILE must not
+	// hit the Go code of this stage. Create checked them already.
+	if err := setRlimits(p.Rlimits); err != nil {
+		return err
 	}
 	if cfg.consoleSlave > 0 {
 		if err := useConsole(cfg.consoleSlave); err != nil {

@@ -59,6 +59,9 @@ type stageConfig struct {
 
 	// consoleSlave is the pty slave made by setupConsole (child only).
 	consoleSlave int
+	// startConn is the starter's connection (init only, after start):
+	// errors up to the execve are reported on it.
+	startConn int
 }
 
 // init runs the init or exec stage when this process is a re-exec made by
@@ -109,5 +112,6 @@ func receiveConfig(sock *syncSocket) *stageConfig {
 	if m.Type != msgConfig || m.Config == nil {
 		stageFail(sock, fmt.Errorf("expected config, got %q", m.Type))
 	}
+	m.Config.startConn = -1
 	return m.Config
 }

@@ -18,10 +18,7 @@ import (
 	"github.com/berth-run/berth/internal/errdefs"
 )
 
-const (
-	stateFile = "state.json"
-	fifoFile  = "exec.fifo"
-)
+const stateFile = "state.json"
 
 // atomicWrite writes a file through a temporary file and a rename (no
 // fsync: the state lives on a tmpfs run dir and is rebuilt from reality).
@@ -63,13 +60,13 @@ func load(stateDir string) (*State, error) {
 }
 
 // deriveStatus works out the status from the running system: the init is
-// alive (same pid, same start time, not a zombie), the exec fifo exists
+// alive (same pid, same start time, not a zombie), the start socket exists
 // (created) or not (running), its cgroup is frozen (paused).
 func deriveStatus(s *State) Status {
 	if !s.alive() {
 		return StatusStopped
 	}
-	if _, err := os.Lstat(filepath.Join(s.StateDir, fifoFile)); err == nil {
+	if _, err := os.Lstat(filepath.Join(s.StateDir, startSockFile)); err == nil {
 		return StatusCreated
 	}
 	if frozen(s.Pid) {
@@ -149,39 +146,17 @@ func frozen(pid int) bool {
 	return false
 }
 
-// releaseFifo lets a created init go on: a byte into its exec fifo. The
-// fifo is removed, which marks the container as started.
-func releaseFifo(stateDir string) error {
-	p := filepath.Join(stateDir, fifoFile)
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return errdefs.New(errdefs.ErrConflict, "container was already started")
-		}
-		if errors.Is(err, unix.ENXIO) {
-			// No reader: the init is gone.
-			os.Remove(p)
-			return errdefs.New(errdefs.ErrNotRunning, "container init is not running")
-		}
-		return fmt.Errorf("open exec fifo: %w", err)
-	}
-	_, err = unix.Write(fd, []byte{0})
-	unix.Close(fd)
-	if err != nil {
-		return fmt.Errorf("write exec fifo: %w", err)
-	}
-	os.Remove(p)
-	return nil
-}
-
-// runPoststart runs the poststart hooks in the runtime namespace.
-func runPoststart(s *State) error {
+// runPoststart runs the poststart hooks in the runtime namespace. A
+// failure is logged; the container goes on (runtime-spec).
+func runPoststart(s *State) {
 	if s.Config == nil || s.Config.Hooks == nil || len(s.Config.Hooks.Poststart) == 0 {
-		return nil
+		return
 	}
 	st := s.State
 	st.Status = specs.ContainerState(StatusRunning)
-	return runHooks(s.Config.Hooks.Poststart, "poststart", &st)
+	if err := runHooksWarn(s.Config.Hooks.Poststart, "poststart", &st); err != nil {
+		log.Printf("berth: container %s: warning: %v", s.ID, err)
+	}
 }
 
 func start(ctx context.Context, s *State) error {
@@ -192,10 +167,11 @@ func start(ctx context.Context, s *State) error {
 	default:
 		return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %q was already started", s.ID))
 	}
-	if err := releaseFifo(s.StateDir); err != nil {
+	if err := releaseStart(s.StateDir); err != nil {
 		return err
 	}
-	return runPoststart(s)
+	runPoststart(s)
+	return nil
 }
 
 // pidfd opens a pidfd for the state's init, checking that the pid still
@@ -317,7 +293,7 @@ func pollSlice(timeout int) int {
 func remove(ctx context.Context, s *State, force bool, cgroups CgroupFactory, reap func()) error {
 	status := deriveStatus(s)
 	switch status {
-	case StatusRunning, StatusPaused:
+	case StatusCreated, StatusRunning, StatusPaused:
 		if !force {
 			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("container %q is %s: stop it or force the deletion", s.ID, status))
 		}
@@ -355,9 +331,9 @@ func remove(ctx context.Context, s *State, force bool, cgroups CgroupFactory, re
 	if s.Config != nil && s.Config.Hooks != nil && len(s.Config.Hooks.Poststop) > 0 {
 		st := s.State
 		st.Status = specs.ContainerState(StatusStopped)
-		if err := runHooks(s.Config.Hooks.Poststop, "poststop", &st); err != nil {
+		if err := runHooksWarn(s.Config.Hooks.Poststop, "poststop", &st); err != nil {
 			// The spec: log a warning, the deletion goes on.
-			log.Printf("berth: container %s: %v", s.ID, err)
+			log.Printf("berth: container %s: warning: %v", s.ID, err)
 		}
 	}
 	if err := os.RemoveAll(s.StateDir); err != nil {
