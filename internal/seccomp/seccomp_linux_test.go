@@ -63,4 +63,3 @@ func TestDockerDefaultProfile(t *testing.T) {
 		}
 	}
 }
-
