@@ -29,9 +29,10 @@ type Runtime struct {
 }
 
 type options struct {
-	root     string
-	runRoot  string
-	registry registryOptions // registry.go
+	root         string
+	runRoot      string
+	cgroupParent string
+	registry     registryOptions // registry.go
 }
 
 // Option configures Open.
@@ -44,6 +45,12 @@ func WithRoot(dir string) Option { return func(o *options) { o.root = dir } }
 // WithRunRoot sets the directory of run-time state (sockets, network
 // namespaces, runtime state). Default: $BERTH_RUNROOT, or /run/berth.
 func WithRunRoot(dir string) Option { return func(o *options) { o.runRoot = dir } }
+
+// WithCgroupParent sets the cgroup below which containers' cgroups are
+// made: an absolute path starts at the roots of the cgroup hierarchies, a
+// relative one is below the calling process's own cgroup. A Spec's
+// CgroupParent overrides it. Default: "berth", relative.
+func WithCgroupParent(path string) Option { return func(o *options) { o.cgroupParent = path } }
 
 func makeOptions(opts []Option) (options, error) {
 	o := options{root: os.Getenv("BERTH_ROOT"), runRoot: os.Getenv("BERTH_RUNROOT")}

@@ -36,6 +36,8 @@ func newRootCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.runRoot, "runroot", os.Getenv("BERTH_RUNROOT"), "runtime state directory (default /run/berth, env BERTH_RUNROOT)")
 	// One constructor per command group; each lives in its own file.
 	for _, add := range []func(*globals) []*cobra.Command{
+		containerCommands,
+		detachedCommands,
 		imageCommands,
 		registryCommands,
 		systemCommands,
@@ -47,10 +49,19 @@ func newRootCmd() *cobra.Command {
 }
 
 // exitError carries a process exit status out of a command (for example
-// the container's status from `berth run`).
-type exitError struct{ code int }
+// the container's status from `berth run`), with the error to print, if
+// any.
+type exitError struct {
+	code int
+	err  error
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
 
 // isTerminal reports whether f is a terminal.
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
@@ -62,6 +73,9 @@ func main() {
 	}
 	var ee exitError
 	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "berth:", ee.err)
+		}
 		os.Exit(ee.code)
 	}
 	fmt.Fprintln(os.Stderr, "berth:", err)
