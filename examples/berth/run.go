@@ -35,7 +35,7 @@ type containerFlags struct {
 }
 
 func (f *containerFlags) register(fl *pflag.FlagSet) {
-	fl.SetInterspersed(false) // flags after the image belong to the command
+	fl.SetInterspersed(false)             // flags after the image belong to the command
 	fl.Bool("help", false, "Print usage") // -h is --hostname, as in docker
 	fl.BoolVarP(&f.detach, "detach", "d", false, "Run container in background and print container ID")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
