@@ -34,12 +34,6 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	var prog *seccomp.Program
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
-			return nil, err
-		}
-	}
 	if err := os.MkdirAll(filepath.Dir(opts.StateDir), 0o711); err != nil {
 		return nil, err
 	}
@@ -75,30 +69,6 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	defer childSock.Close()
 	cleanup = append(cleanup, func() { parentSock.close() })
 
-	cgPath := opts.CgroupPath
-	if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
-		cgPath = spec.Linux.CgroupsPath
-	}
-	if cgPath == "" {
-		cgPath = "berth/" + opts.ID
-	}
-	cg, err := cgroupFactory(opts.Cgroups)(cgPath)
-	if err != nil {
-		return nil, err
-	}
-	if cg != nil {
-		var res *specs.LinuxResources
-		if spec.Linux != nil {
-			res = withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)
-		}
-		if err := cg.Create(res); err != nil {
-			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
-		}
-		cleanup = append(cleanup, func() { _ = cg.Delete() })
-	} else {
-		cgPath = ""
-	}
-
 	stdio, closeStdio, err := stdioFiles(opts.Stdin, opts.Stdout, opts.Stderr)
 	if err != nil {
 		return nil, err
@@ -121,7 +91,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	childSock.Close()
-	c := &Container{proc: proc, cg: cg, exited: make(chan struct{}), sys: containerSys{forker: fk, sock: parentSock}}
+	c := &Container{proc: proc, exited: make(chan struct{}), sys: containerSys{forker: fk, sock: parentSock}}
 	cleanup = append(cleanup, func() {
 		_ = proc.Kill()
 		_, _ = c.Wait()
@@ -129,10 +99,45 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	stop := context.AfterFunc(ctx, func() { _ = proc.Kill() })
 	defer stop()
 
+	// The child is booting (the Go runtime's start takes a few ms):
+	// meanwhile compile the filter and make the cgroup. The child waits
+	// for its config, so it is in its cgroup before it does anything.
+	var prog *seccomp.Program
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+	cgPath := opts.CgroupPath
+	if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
+		cgPath = spec.Linux.CgroupsPath
+	}
+	if cgPath == "" {
+		cgPath = "berth/" + opts.ID
+	}
+	cg, err := cgroupFactory(opts.Cgroups)(cgPath)
+	if err != nil {
+		return nil, err
+	}
+	c.cg = cg
 	if cg != nil {
+		var res *specs.LinuxResources
+		if spec.Linux != nil {
+			res = withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)
+		}
+		if err := cg.Create(res); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
+		}
+		cleanup = append(cleanup, func() {
+			_ = proc.Kill()
+			_, _ = c.Wait()
+			_ = cg.Delete()
+		})
 		if err := cg.Add(proc.Pid); err != nil {
 			return nil, fmt.Errorf("cgroup %s: add init: %w", cgPath, err)
 		}
+	} else {
+		cgPath = ""
 	}
 	if opts.PreStart != nil {
 		if err := opts.PreStart(ctx, proc.Pid); err != nil {
@@ -186,14 +191,17 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	if err := parentSock.send(&message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, c.childError(err)
 	}
-	if err := c.awaitReady(ctx, &opts); err != nil {
-		return nil, err
-	}
+	// The state is written while the init sets up (Load reports
+	// "created" only once the init is alive, which it is until create
+	// fails and removes the state dir).
 	if st.StartTime, err = processStartTime(proc.Pid); err != nil {
 		return nil, c.childError(err)
 	}
 	st.Status = specs.ContainerState(StatusCreated)
 	if err := writeState(st); err != nil {
+		return nil, err
+	}
+	if err := c.awaitReady(ctx, &opts); err != nil {
 		return nil, err
 	}
 	if opts.PidFile != "" {

@@ -265,30 +265,68 @@ func (b *rootfsBuilder) cgroupMount(m *specs.Mount, mo mountOptions) error {
 	if err := unix.Mount("tmpfs", fdPath(target), "tmpfs", common, "mode=755"); err != nil {
 		return err
 	}
+	// The fresh tmpfs is ours: make the hierarchy directories in it
+	// directly.
+	dir, err := openInRoot(b.root, m.Destination, unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	perMount := false
 	for _, h := range hier {
 		name := filepath.Base(h.mountpoint)
-		dest := filepath.Join(m.Destination, name)
-		sub, err := mkdirAllInRoot(b.root, dest, 0o755)
+		if err := unix.Mkdirat(dir, name, 0o755); err != nil && err != unix.EEXIST {
+			return fmt.Errorf("cgroup %s: %w", name, err)
+		}
+		sub, err := unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return err
+			return fmt.Errorf("cgroup %s: %w", name, err)
 		}
 		src := filepath.Join(h.mountpoint, h.path)
 		err = unix.Mount(src, fdPath(sub), "", unix.MS_BIND|unix.MS_REC, "")
 		unix.Close(sub)
-		if err == nil {
-			err = b.onMounted(dest, func(p string) error { return remountBind(p, common|ro) })
-		}
 		if err != nil {
 			return fmt.Errorf("cgroup %s: %w", name, err)
 		}
 		// Comounted controllers (cpu,cpuacct) get a symlink per name.
 		if strings.Contains(name, ",") {
 			for _, alias := range strings.Split(name, ",") {
-				_ = unix.Symlinkat(name, b.root, strings.TrimPrefix(filepath.Join(m.Destination, alias), "/"))
+				_ = unix.Symlinkat(name, dir, alias)
 			}
 		}
 	}
+	// One recursive attribute change for the whole tree (Linux 5.12);
+	// a remount per bind mount otherwise.
+	attr := &unix.MountAttr{}
 	if ro != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if common&unix.MS_NOSUID != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_NOSUID
+	}
+	if common&unix.MS_NODEV != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_NODEV
+	}
+	if common&unix.MS_NOEXEC != 0 {
+		attr.Attr_set |= unix.MOUNT_ATTR_NOEXEC
+	}
+	if attr.Attr_set != 0 {
+		err := b.onMounted(m.Destination, func(p string) error {
+			return unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr)
+		})
+		if errors.Is(err, unix.ENOSYS) {
+			perMount = true
+		} else if err != nil {
+			return fmt.Errorf("set cgroup mount attributes: %w", err)
+		}
+	}
+	if perMount {
+		for _, h := range hier {
+			dest := filepath.Join(m.Destination, filepath.Base(h.mountpoint))
+			if err := b.onMounted(dest, func(p string) error { return remountBind(p, common|ro) }); err != nil {
+				return err
+			}
+		}
 		return b.onMounted(m.Destination, func(p string) error { return remountBind(p, common|ro) })
 	}
 	return nil

@@ -41,18 +41,41 @@ func openInRoot(root int, path string, flags int) (int, error) {
 // returns an O_PATH fd of the last one.
 func mkdirAllInRoot(root int, path string, mode uint32) (int, error) {
 	path = filepath.Clean("/" + path)
-	if fd, err := openInRoot(root, path, unix.O_DIRECTORY); err == nil {
-		return fd, nil
-	} else if err != unix.ENOENT {
+	fd, err := openInRoot(root, path, unix.O_DIRECTORY)
+	if err == nil || err != unix.ENOENT || path == "/" {
+		return fd, err
+	}
+	// Common case: only the last component is missing.
+	dir, base := filepath.Split(path)
+	parent, err := mkdirAllInRoot(root, dir, mode)
+	if err != nil {
 		return -1, err
 	}
-	// Resolve the symlinks of the missing part (a dangling symlink's
-	// target is to be created) the way RESOLVE_IN_ROOT would.
-	base := fdPath(root)
-	if joined, err := securejoin.SecureJoin(base, path); err == nil && strings.HasPrefix(joined, base+"/") {
-		path = strings.TrimPrefix(joined, base)
+	defer unix.Close(parent)
+	err = unix.Mkdirat(parent, base, mode)
+	if err == nil || err == unix.EEXIST {
+		fd, err = unix.Openat(parent, base, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == nil {
+			return fd, nil
+		}
 	}
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	// base is something else, typically a dangling symlink: resolve it
+	// the way RESOLVE_IN_ROOT would and make its target.
+	return mkdirAllResolved(root, path, mode)
+}
+
+// mkdirAllResolved makes path after resolving its symlinks inside root.
+func mkdirAllResolved(root int, path string, mode uint32) (int, error) {
+	base := fdPath(root)
+	joined, err := securejoin.SecureJoin(base, path)
+	if err != nil {
+		return -1, err
+	}
+	if !strings.HasPrefix(joined, base+"/") {
+		return -1, fmt.Errorf("mkdir %s: %w", path, unix.ENOTDIR)
+	}
+	resolved := strings.TrimPrefix(joined, base)
+	parts := strings.Split(strings.TrimPrefix(resolved, "/"), "/")
 	cur, err := unix.Dup(root)
 	if err != nil {
 		return -1, err
