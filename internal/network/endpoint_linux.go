@@ -159,11 +159,10 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 	// go meanwhile; the nft work stays on the caller's thread and
 	// namespace.
 	var wg sync.WaitGroup
-	var found int
 	var vethErr error
 	if h != nil {
 		wg.Go(func() {
-			found, vethErr = delVeths(h, nil)
+			_, vethErr = delVeths(h, nil)
 			h.Close()
 		})
 	}
@@ -180,10 +179,11 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 			errs = append(errs, fmt.Errorf("release %s: %w", id, err))
 		}
 	}
-	if found == 0 {
-		// No namespace (or no veth in it): the host sides may still
-		// exist, for example if the namespace file was lost but a
-		// process kept the namespace alive. Find them by their label.
+	if h == nil {
+		// No namespace to look in: the host sides may still exist, for
+		// example if the namespace file was lost but a process kept the
+		// namespace alive. Find them by their label (a scan of the
+		// host's links, only on this unusual path).
 		hh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err == nil {
 			_, err = delVeths(hh, func(l netlink.Link) bool { return l.Attrs().Alias == vethAlias(id) })

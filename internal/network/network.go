@@ -200,7 +200,8 @@ func (m *Manager) Attach(ctx context.Context, req AttachRequest) (*Endpoint, err
 }
 
 // Detach disconnects a container from one bridge: its veth pair and the
-// ports it published through that bridge. Idempotent.
+// ports it published through that bridge. Idempotent; like Release it runs
+// to the end even if ctx is cancelled.
 func (m *Manager) Detach(ctx context.Context, containerID, bridge string) error {
 	if containerID == "" {
 		return errdefs.New(errdefs.ErrInvalid, "detach: empty container id")
@@ -208,10 +209,7 @@ func (m *Manager) Detach(ctx context.Context, containerID, bridge string) error 
 	if err := checkIfName("bridge", bridge); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return m.detach(ctx, containerID, bridge)
+	return m.detach(context.WithoutCancel(ctx), containerID, bridge)
 }
 
 // Release removes everything a container's networking left: the veths in
@@ -219,12 +217,13 @@ func (m *Manager) Detach(ctx context.Context, containerID, bridge string) error 
 // its ID), all its published ports, and the namespace mount and file at
 // netnsPath ("" if it has none). It is idempotent and tolerant of parts
 // already gone, so it also cleans up after a crash; it returns the errors
-// of the steps that failed after trying them all.
+// of the steps that failed after trying them all. It only removes, so it
+// runs to the end even if ctx is already cancelled.
 func (m *Manager) Release(ctx context.Context, containerID, netnsPath string) error {
 	if containerID == "" {
 		return errdefs.New(errdefs.ErrInvalid, "release: empty container id")
 	}
-	return m.release(ctx, containerID, netnsPath)
+	return m.release(context.WithoutCancel(ctx), containerID, netnsPath)
 }
 
 // NewNetns creates a network namespace bind-mounted at path, with only the

@@ -252,7 +252,8 @@ func dumpOnFailure(t *testing.T) {
 		if !t.Failed() {
 			return
 		}
-		for _, args := range [][]string{{"nft", "list", "ruleset"}, {"ip", "-br", "addr"}, {"ip", "route"}} {
+		for _, args := range [][]string{{"nft", "list", "ruleset"}, {"ip", "-br", "addr"}, {"ip", "route"},
+			{"ip", "neigh"}, {"ip", "-6", "route"}, {"bridge", "link"}, {"bridge", "mdb"}} {
 			out, _ := exec.Command(args[0], args[1:]...).CombinedOutput()
 			t.Logf("%s:\n%s", strings.Join(args, " "), out)
 		}
@@ -860,7 +861,20 @@ func TestIPv6Endpoint(t *testing.T) {
 	assert.Equal(t, "fd00:88::1", ep.Gateway.String())
 	serveTCP(t, ep.NetnsPath, 80)
 
-	seen, err := dialTCP(fmt.Sprintf("[fd00:88::1]:%d", ep.Ports[0].HostPort), 5*time.Second)
+	// The container answers neighbour solicitations for its address once
+	// it has joined the address's solicited-node group, which the kernel
+	// does from a work item that needs rtnl. When many namespaces are
+	// being torn down at once (other tests), that can take longer than
+	// ND's 3 s, so a first connect may fail with EHOSTUNREACH: retry, as
+	// a client would.
+	var seen string
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		seen, err = dialTCP(fmt.Sprintf("[fd00:88::1]:%d", ep.Ports[0].HostPort), 5*time.Second)
+		if err == nil || !errors.Is(err, unix.EHOSTUNREACH) || time.Now().After(deadline) {
+			break
+		}
+	}
 	require.NoError(t, err)
 	assert.Equal(t, "fd00:88::1", hostOnly(seen))
 	seen, err = dialTCP("[fd00:88::2]:80", 5*time.Second)
@@ -872,4 +886,18 @@ func TestIPv6Endpoint(t *testing.T) {
 	require.Len(t, ifs, 2)
 	assert.Contains(t, ifs[1].Addrs, netip.MustParsePrefix("fd00:88::2/64"))
 	assert.Equal(t, "fd00:88::1", ifs[1].Gateway.String())
+}
+
+func TestReleaseWithCancelledContext(t *testing.T) {
+	e := newEnv(t)
+	e.bridge("berth-tc", "10.88.0.0/16", false)
+	ep := e.attach("k1", "berth-tc", "80")
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	require.NoError(t, e.m.Release(ctx, "k1", ep.NetnsPath))
+	ports, err := e.m.NAT().Ports(e.ctx, "k1")
+	require.NoError(t, err)
+	assert.Empty(t, ports)
+	_, err = netlink.LinkByName(ep.HostIfName)
+	assert.True(t, isLinkNotFound(err))
 }
