@@ -10,18 +10,19 @@ import (
 	"github.com/berth-run/berth/internal/errdefs"
 )
 
-// DefaultDNS are the nameservers a container gets when the host's
+// defaultDNS are the nameservers a container gets when the host's
 // resolv.conf lists only loopback resolvers (which the container, in its
 // own namespace, cannot reach), as in docker. They only ever appear in
 // the generated file; berth sends nothing to them.
-var DefaultDNS = []string{"8.8.8.8", "8.8.4.4"}
+var defaultDNS = [...]string{"8.8.8.8", "8.8.4.4"}
 
 // ResolvConf returns the content of a container's /etc/resolv.conf, from
 // the host's file and the container's --dns, --dns-search and --dns-option
 // values:
 //
 //   - nameservers: dns if given; otherwise the host's, minus loopback ones
-//     (127.0.0.0/8, ::1); DefaultDNS if none are left;
+//     (127.0.0.0/8, ::1); docker's fallback 8.8.8.8 and 8.8.4.4 if none
+//     are left;
 //   - search: search if given ("." alone means none); otherwise the host's
 //     search (or domain) line;
 //   - options: options if given; otherwise the host's.
@@ -65,7 +66,7 @@ func ResolvConf(host []byte, dns, search, options []string) ([]byte, error) {
 			ns = append(ns, n)
 		}
 		if len(ns) == 0 {
-			ns = DefaultDNS
+			ns = defaultDNS[:]
 		}
 	}
 	if len(search) == 0 {
