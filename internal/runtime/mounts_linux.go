@@ -20,6 +20,29 @@ type mountOptions struct {
 	propagation []uintptr // MS_SHARED, MS_PRIVATE... applied afterwards
 	data        string    // filesystem-specific options
 	bind        bool
+	// recursive attributes ("rro", "rnosuid"...: mount_setattr with
+	// AT_RECURSIVE, Linux 5.12), applied after the mount.
+	recSet, recClr uint64
+	recAtime       uint64 // MOUNT_ATTR_* atime mode, with recAtimeSet
+	recAtimeSet    bool
+}
+
+var recursiveAttrTable = map[string]struct {
+	clear bool
+	attr  uint64
+}{
+	"rro":          {false, unix.MOUNT_ATTR_RDONLY},
+	"rrw":          {true, unix.MOUNT_ATTR_RDONLY},
+	"rnosuid":      {false, unix.MOUNT_ATTR_NOSUID},
+	"rsuid":        {true, unix.MOUNT_ATTR_NOSUID},
+	"rnodev":       {false, unix.MOUNT_ATTR_NODEV},
+	"rdev":         {true, unix.MOUNT_ATTR_NODEV},
+	"rnoexec":      {false, unix.MOUNT_ATTR_NOEXEC},
+	"rexec":        {true, unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime":  {false, unix.MOUNT_ATTR_NODIRATIME},
+	"rdiratime":    {true, unix.MOUNT_ATTR_NODIRATIME},
+	"rnosymfollow": {false, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	"rsymfollow":   {true, unix.MOUNT_ATTR_NOSYMFOLLOW},
 }
 
 var mountFlagTable = map[string]struct {
@@ -83,8 +106,29 @@ func parseMountOptions(opts []string) mountOptions {
 			continue
 		}
 		switch o {
-		case "tmpcopyup", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow", "nosymfollow", "symfollow":
-			// Extensions of runc/crun (mount_setattr); not supported yet.
+		case "rnoatime":
+			mo.recAtime, mo.recAtimeSet = unix.MOUNT_ATTR_NOATIME, true
+			continue
+		case "rstrictatime":
+			mo.recAtime, mo.recAtimeSet = unix.MOUNT_ATTR_STRICTATIME, true
+			continue
+		case "ratime", "rrelatime", "rnorelatime", "rnostrictatime":
+			mo.recAtime, mo.recAtimeSet = unix.MOUNT_ATTR_RELATIME, true
+			continue
+		}
+		if a, ok := recursiveAttrTable[o]; ok {
+			if a.clear {
+				mo.recClr |= a.attr
+				mo.recSet &^= a.attr
+			} else {
+				mo.recSet |= a.attr
+				mo.recClr &^= a.attr
+			}
+			continue
+		}
+		switch o {
+		case "tmpcopyup", "idmap", "ridmap", "nosymfollow", "symfollow":
+			// Extensions of runc/crun not supported yet.
 			continue
 		}
 		data = append(data, o)
@@ -198,7 +242,7 @@ func (b *rootfsBuilder) bindMount(m *specs.Mount, mo mountOptions) error {
 	}
 	// Flags other than bind/rec only take effect on a remount.
 	remount := mo.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) != 0
-	if !remount && len(mo.propagation) == 0 {
+	if !remount && len(mo.propagation) == 0 && mo.recSet|mo.recClr == 0 && !mo.recAtimeSet {
 		return nil
 	}
 	return b.onMounted(m.Destination, func(p string) error {
@@ -207,8 +251,29 @@ func (b *rootfsBuilder) bindMount(m *specs.Mount, mo mountOptions) error {
 				return err
 			}
 		}
+		if err := setRecursiveAttrs(p, mo); err != nil {
+			return err
+		}
 		return setPropagation(p, mo.propagation)
 	})
+}
+
+// setRecursiveAttrs applies the "r*" options to the mount at p and every
+// mount below it.
+func setRecursiveAttrs(p string, mo mountOptions) error {
+	if mo.recSet|mo.recClr == 0 && !mo.recAtimeSet {
+		return nil
+	}
+	attr := &unix.MountAttr{Attr_set: mo.recSet, Attr_clr: mo.recClr}
+	if mo.recAtimeSet {
+		// The atime mode is one field, replaced as a whole.
+		attr.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		attr.Attr_set |= mo.recAtime
+	}
+	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("recursive mount attributes: %w", err)
+	}
+	return nil
 }
 
 // remountBind applies flags to a bind mount, keeping the flags the kernel

@@ -411,3 +411,23 @@ func TestStdinAndExtraFiles(t *testing.T) {
 		t.Fatalf("got %q", out)
 	}
 }
+
+func TestRecursiveReadonlyBind(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	// A mount below the bind source: "ro" alone leaves it writable,
+	// "rro" does not.
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(sub, unix.MNT_DETACH)
+	spec := sh(t, "touch /data/sub/x 2>&1; touch /data2/sub/y && echo writable")
+	spec.Mounts = append(spec.Mounts,
+		specs.Mount{Destination: "/data", Type: "bind", Source: dir, Options: []string{"rbind", "ro", "rro"}},
+		specs.Mount{Destination: "/data2", Type: "bind", Source: dir, Options: []string{"rbind", "ro"}})
+	out := runOK(t, spec)
+	if !strings.Contains(out, "Read-only file system") || !strings.HasSuffix(out, "writable") {
+		t.Fatalf("got %q", out)
+	}
+}

@@ -65,8 +65,12 @@ type stageConfig struct {
 }
 
 // init runs the init or exec stage when this process is a re-exec made by
-// this package, and never returns then. It does nothing otherwise.
+// this package, or the --init reaper when started as one, and never
+// returns then. It does nothing otherwise.
 func init() {
+	if os.Getenv(reaperEnv) == "1" {
+		runReaper()
+	}
 	v, ok := os.LookupEnv(stageEnv)
 	if !ok {
 		return
