@@ -74,7 +74,13 @@ func TestReaperAsContainerInit(t *testing.T) {
 	if !strings.HasPrefix(out, "pid=") || strings.HasPrefix(out, "pid=1 ") || !strings.Contains(out, "ppid=1 ") || !strings.Contains(out, "init=/sbin/berth-init -- sh") {
 		t.Fatalf("got %q", out)
 	}
-	r := run(t, func() *specs.Spec { s := *spec; p := *spec.Process; p.Args = []string{"/sbin/berth-init", "--", "sh", "-c", "exit 5"}; s.Process = &p; return &s }())
+	r := run(t, func() *specs.Spec {
+		s := *spec
+		p := *spec.Process
+		p.Args = []string{"/sbin/berth-init", "--", "sh", "-c", "exit 5"}
+		s.Process = &p
+		return &s
+	}())
 	if r.status.Code != 5 {
 		t.Fatalf("status %+v: %s", r.status, r.err)
 	}
