@@ -6,7 +6,10 @@ import (
 	"os"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-run/berth/internal/errdefs"
 )
 
 // prepareRootfs sets the mount propagation, makes the rootfs a mount
@@ -14,13 +17,21 @@ import (
 // seen through the host's paths, before pivot_root.
 func prepareRootfs(cfg *stageConfig) error {
 	spec := cfg.Spec
+	// The host's tree in the new mount namespace: slave by default (host
+	// mounts still show, none leak out), shared when the spec wants the
+	// root shared. An unbindable "/" would refuse the rootfs bind below:
+	// the requested propagation of the container's own "/" is set after
+	// pivot_root (setRootPropagation).
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if p := spec.Linux.RootfsPropagation; p != "" {
-		v, ok := propagationTable[p]
-		if !ok {
-			return fmt.Errorf("unknown rootfsPropagation %q", p)
-		}
-		prop = v
+	want, err := rootPropagation(spec)
+	if err != nil {
+		return err
+	}
+	switch {
+	case want&unix.MS_SHARED != 0:
+		prop = unix.MS_SHARED | unix.MS_REC
+	case want&unix.MS_PRIVATE != 0:
+		prop = unix.MS_PRIVATE | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("set / propagation: %w", err)
@@ -53,6 +64,32 @@ func prepareRootfs(cfg *stageConfig) error {
 		if err == nil {
 			unix.Close(fd)
 		}
+	}
+	return nil
+}
+
+// rootPropagation is the spec's rootfsPropagation as mount flags (0 when
+// unset).
+func rootPropagation(spec *specs.Spec) (uintptr, error) {
+	if spec.Linux == nil || spec.Linux.RootfsPropagation == "" {
+		return 0, nil
+	}
+	v, ok := propagationTable[spec.Linux.RootfsPropagation]
+	if !ok {
+		return 0, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("unknown rootfsPropagation %q", spec.Linux.RootfsPropagation))
+	}
+	return v, nil
+}
+
+// setRootPropagation gives the container's "/" the propagation the spec
+// asks for, once it is the root.
+func setRootPropagation(spec *specs.Spec) error {
+	want, err := rootPropagation(spec)
+	if err != nil || want == 0 {
+		return err
+	}
+	if err := unix.Mount("", "/", "", want, ""); err != nil {
+		return fmt.Errorf("set rootfs propagation %s: %w", spec.Linux.RootfsPropagation, err)
 	}
 	return nil
 }
@@ -114,17 +151,20 @@ func unescapeMountPath(s string) string {
 // enterRootfs makes the rootfs the process's root: pivot_root, stacking
 // the old root under the new one and detaching it, or MS_MOVE + chroot.
 func enterRootfs(cfg *stageConfig) error {
+	var err error
 	if !cfg.NoPivot {
-		err := pivotRoot(cfg.Rootfs)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EINVAL) {
-			return err
-		}
+		err = pivotRoot(cfg.Rootfs)
 		// EINVAL: the current root is not a mount point (initramfs).
+		if errors.Is(err, unix.EINVAL) {
+			err = moveRoot(cfg.Rootfs)
+		}
+	} else {
+		err = moveRoot(cfg.Rootfs)
 	}
-	return moveRoot(cfg.Rootfs)
+	if err != nil {
+		return err
+	}
+	return setRootPropagation(cfg.Spec)
 }
 
 func pivotRoot(rootfs string) error {

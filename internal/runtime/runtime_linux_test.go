@@ -431,3 +431,17 @@ func TestRecursiveReadonlyBind(t *testing.T) {
 		t.Fatalf("got %q", out)
 	}
 }
+
+func TestRootfsPropagation(t *testing.T) {
+	for _, tc := range []struct{ prop, want string }{
+		// (rslave of a mount without peers is private: nothing to show.)
+		{"shared", "shared:"}, {"private", ""}, {"unbindable", "unbindable"},
+	} {
+		spec := sh(t, `awk '$5 == "/" {for (i = 7; $i != "-"; i++) printf "%s ", $i; print ""}' /proc/self/mountinfo`)
+		spec.Linux.RootfsPropagation = tc.prop
+		out := runOK(t, spec)
+		if (tc.want == "" && out != "") || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: optional fields of / are %q", tc.prop, out)
+		}
+	}
+}

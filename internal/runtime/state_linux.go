@@ -197,10 +197,13 @@ func kill(s *State, sig syscall.Signal, all bool) error {
 		return err
 	}
 	defer unix.Close(fd)
+	// The container's other processes are listed before the init is
+	// signalled (its death may end them and free their pids).
+	var others []int
 	if all {
 		for _, pid := range cgroupProcs(s.Pid) {
 			if pid != s.Pid {
-				_ = unix.Kill(pid, sig)
+				others = append(others, pid)
 			}
 		}
 	}
@@ -209,6 +212,9 @@ func kill(s *State, sig syscall.Signal, all bool) error {
 			return errdefs.New(errdefs.ErrNotRunning, fmt.Sprintf("container %q is not running", s.ID))
 		}
 		return fmt.Errorf("signal %d: %w", sig, err)
+	}
+	for _, pid := range others {
+		_ = unix.Kill(pid, sig)
 	}
 	return nil
 }
