@@ -126,7 +126,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 			res = withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)
 		}
 		if err := cg.Create(res); err != nil {
-			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
+			return nil, err // the cgroup package names the cgroup
 		}
 		cleanup = append(cleanup, func() {
 			_ = proc.Kill()
@@ -134,7 +134,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 			_ = cg.Delete()
 		})
 		if err := cg.Add(proc.Pid); err != nil {
-			return nil, fmt.Errorf("cgroup %s: add init: %w", cgPath, err)
+			return nil, fmt.Errorf("add init to its cgroup: %w", err)
 		}
 	} else {
 		cgPath = ""
