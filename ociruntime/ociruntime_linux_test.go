@@ -65,58 +65,62 @@ func waitStatus(t *testing.T, r *Runtime, id string, want specs.ContainerState) 
 	}
 }
 
+// uniqueID keeps the cgroups (berth/<id>) of parallel test binaries apart.
+func uniqueID(name string) string { return "ocitest-" + strconv.Itoa(os.Getpid()) + "-" + name }
+
 func TestLifecycle(t *testing.T) {
 	r := New(t.TempDir())
+	c1 := uniqueID("c1")
 	b := bundle(t, "sh", "-c", "echo $(hostname) > /dev/null; sleep 100")
 	ctx := context.Background()
 	out, _ := os.CreateTemp(t.TempDir(), "out")
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	if err := r.Create(ctx, "c1", b, CreateOpts{Stdout: out, Stderr: out, PidFile: pidFile}); err != nil {
+	if err := r.Create(ctx, c1, b, CreateOpts{Stdout: out, Stderr: out, PidFile: pidFile}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Create(ctx, "c1", b, CreateOpts{}); !errors.Is(err, errdefs.ErrConflict) {
+	if err := r.Create(ctx, c1, b, CreateOpts{}); !errors.Is(err, errdefs.ErrConflict) {
 		t.Fatalf("second create: %v", err)
 	}
-	st, err := r.State("c1")
+	st, err := r.State(c1)
 	if err != nil || st.Status != specs.StateCreated || st.Bundle != b || st.Pid <= 0 {
 		t.Fatalf("state %+v %v", st, err)
 	}
 	if pid, _ := os.ReadFile(pidFile); string(pid) != strconv.Itoa(st.Pid) {
 		t.Fatalf("pid file %q, state pid %d", pid, st.Pid)
 	}
-	if err := r.Delete(ctx, "c1", false); err == nil {
+	if err := r.Delete(ctx, c1, false); err == nil {
 		t.Fatal("delete of a created container without force succeeded")
 	}
-	if err := r.Start(ctx, "c1"); err != nil {
+	if err := r.Start(ctx, c1); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, r, "c1", specs.StateRunning)
+	waitStatus(t, r, c1, specs.StateRunning)
 	list, err := r.List()
-	if err != nil || len(list) != 1 || list[0].ID != "c1" {
+	if err != nil || len(list) != 1 || list[0].ID != c1 {
 		t.Fatalf("list %+v %v", list, err)
 	}
-	if pids, err := r.Pids("c1"); err != nil || len(pids) < 1 {
+	if pids, err := r.Pids(c1); err != nil || len(pids) < 1 {
 		t.Fatalf("pids %v %v", pids, err)
 	}
-	code, err := r.Exec(ctx, "c1", &specs.Process{Args: []string{"sh", "-c", "test $(hostname) = oci"}, Cwd: "/", Env: []string{"PATH=/bin"}}, ExecOpts{})
+	code, err := r.Exec(ctx, c1, &specs.Process{Args: []string{"sh", "-c", "test $(hostname) = oci"}, Cwd: "/", Env: []string{"PATH=/bin"}}, ExecOpts{})
 	if err != nil || code != 0 {
 		t.Fatalf("exec: %d %v", code, err)
 	}
 	// sh is PID 1 without a TERM handler: TERM is ignored, KILL is not.
-	if err := r.Kill("c1", syscall.SIGTERM, false); err != nil {
+	if err := r.Kill(c1, syscall.SIGTERM, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Kill("c1", syscall.SIGKILL, true); err != nil {
+	if err := r.Kill(c1, syscall.SIGKILL, true); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, r, "c1", specs.StateStopped)
-	if err := r.Kill("c1", syscall.SIGKILL, false); !errors.Is(err, errdefs.ErrNotRunning) {
+	waitStatus(t, r, c1, specs.StateStopped)
+	if err := r.Kill(c1, syscall.SIGKILL, false); !errors.Is(err, errdefs.ErrNotRunning) {
 		t.Fatalf("kill of a stopped container: %v", err)
 	}
-	if err := r.Delete(ctx, "c1", false); err != nil {
+	if err := r.Delete(ctx, c1, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.State("c1"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := r.State(c1); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("state after delete: %v", err)
 	}
 }
@@ -124,7 +128,8 @@ func TestLifecycle(t *testing.T) {
 func TestRun(t *testing.T) {
 	r := New(t.TempDir())
 	out, _ := os.CreateTemp(t.TempDir(), "out")
-	code, err := r.Run(context.Background(), "r1", bundle(t, "sh", "-c", "hostname; exit 4"), CreateOpts{Stdout: out}, false)
+	r1 := uniqueID("r1")
+	code, err := r.Run(context.Background(), r1, bundle(t, "sh", "-c", "hostname; exit 4"), CreateOpts{Stdout: out}, false)
 	if err != nil || code != 4 {
 		t.Fatalf("run: %d %v", code, err)
 	}
@@ -132,7 +137,7 @@ func TestRun(t *testing.T) {
 	if strings.TrimSpace(string(b)) != "oci" {
 		t.Fatalf("output %q", b)
 	}
-	if _, err := r.State("r1"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := r.State(r1); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("run left the container: %v", err)
 	}
 }

@@ -82,9 +82,12 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		pdeath = syscall.SIGKILL
 	}
 	attr := &os.ProcAttr{
-		Env:   []string{stageEnv + "=" + stageInit + "," + strconv.Itoa(sockFd)},
+		// The death signal travels in the marker: the stage sets it
+		// itself (Go's SysProcAttr.Pdeathsig kills a child born in a
+		// joined pid namespace, where getppid() is 0).
+		Env:   []string{stageEnv + "=" + stageInit + "," + strconv.Itoa(sockFd) + "," + strconv.Itoa(int(pdeath))},
 		Files: files,
-		Sys:   sysProcAttr(spec, clone, userNS, pdeath),
+		Sys:   sysProcAttr(spec, clone, userNS),
 	}
 	proc, fk, err := startProcess(joins, nil, opts.TieToParent, "/proc/self/exe", []string{"berth-init", opts.ID}, attr)
 	if err != nil {

@@ -170,3 +170,5 @@ func sh(t testing.TB, script string) *specs.Spec {
 	testutil.RequiresRoot(t)
 	return testSpec(testutil.BusyboxRootfs(t), "sh", "-c", script)
 }
+
+var osReadlink = os.Readlink

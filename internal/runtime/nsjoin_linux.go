@@ -178,11 +178,10 @@ func (f *forker) done() {
 	}
 }
 
-func sysProcAttr(spec *specs.Spec, clone uintptr, userNS bool, pdeath syscall.Signal) *syscall.SysProcAttr {
+func sysProcAttr(spec *specs.Spec, clone uintptr, userNS bool) *syscall.SysProcAttr {
 	sys := &syscall.SysProcAttr{
 		Cloneflags: clone,
 		Setsid:     true,
-		Pdeathsig:  pdeath,
 	}
 	if userNS {
 		for _, m := range spec.Linux.UIDMappings {

@@ -11,7 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stageEnv is the environment marker of a re-exec: "<stage>,<socket fd>".
+// stageEnv is the environment marker of a re-exec:
+// "<stage>,<socket fd>[,<parent-death signal>]".
 const stageEnv = "_BERTH_RUNTIME_STAGE"
 
 const (
@@ -78,11 +79,22 @@ func init() {
 	// Capabilities, credentials, no_new_privs and seccomp are per thread:
 	// everything happens on the main thread, which calls execve.
 	runtime.LockOSThread()
-	stage, fdText, _ := strings.Cut(v, ",")
-	fd, err := strconv.Atoi(fdText)
-	if err != nil {
+	parts := strings.Split(v, ",")
+	stage := parts[0]
+	fd, err := -1, error(nil)
+	if len(parts) > 1 {
+		fd, err = strconv.Atoi(parts[1])
+	}
+	if err != nil || fd < 3 {
 		fmt.Fprintf(os.Stderr, "berth runtime: bad %s=%q\n", stageEnv, v)
 		os.Exit(125)
+	}
+	if len(parts) > 2 {
+		// Set before the config is read: a parent that died before
+		// this shows as EOF on the socket.
+		if sig, _ := strconv.Atoi(parts[2]); sig > 0 {
+			_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0)
+		}
 	}
 	os.Unsetenv(stageEnv)
 	unix.CloseOnExec(fd)
