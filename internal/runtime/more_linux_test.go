@@ -6,9 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
