@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-run/berth/cgroup"
 	"github.com/berth-run/berth/internal/errdefs"
 	rt "github.com/berth-run/berth/internal/runtime"
 )
@@ -232,4 +233,39 @@ func (r *Runtime) Config(id string) (*specs.Spec, error) {
 		return nil, errdefs.New(errdefs.ErrCorrupt, "container "+quote(id)+" has no recorded config")
 	}
 	return s.Config, nil
+}
+
+// Pause freezes every process of the running container id (its cgroup's
+// freezer).
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	m, err := r.cgroup(id, specs.StateRunning)
+	if err != nil {
+		return err
+	}
+	return m.Freeze(ctx)
+}
+
+// Resume thaws the paused container id.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	m, err := r.cgroup(id, specs.ContainerState("paused"))
+	if err != nil {
+		return err
+	}
+	return m.Thaw(ctx)
+}
+
+// cgroup returns the manager of container id's cgroup, checking that the
+// container is in the status want.
+func (r *Runtime) cgroup(id string, want specs.ContainerState) (*cgroup.Manager, error) {
+	s, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if s.Status != want {
+		return nil, errdefs.New(errdefs.ErrConflict, "container "+quote(id)+" is "+string(s.Status)+", not "+string(want))
+	}
+	if s.CgroupPath == "" {
+		return nil, errdefs.New(errdefs.ErrNotSupported, "container "+quote(id)+" has no cgroup")
+	}
+	return cgroup.New(s.CgroupPath)
 }

@@ -106,6 +106,14 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Fatalf("exec: %d %v", code, err)
 	}
+	if err := r.Pause(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, r, c1, specs.ContainerState("paused"))
+	if err := r.Resume(ctx, c1); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, r, c1, specs.StateRunning)
 	// sh is PID 1 without a TERM handler: TERM is ignored, KILL is not.
 	if err := r.Kill(c1, syscall.SIGTERM, false); err != nil {
 		t.Fatal(err)

@@ -70,6 +70,18 @@ func ociCommands(g *globals) []*cobra.Command {
 			}),
 		},
 		ociKill(rt, wrap),
+		&cobra.Command{
+			Use: "pause ID", Short: "Freeze every process of a container", Args: cobra.ExactArgs(1),
+			RunE: wrap(func(cmd *cobra.Command, args []string) error {
+				return rt().Pause(cmd.Context(), args[0])
+			}),
+		},
+		&cobra.Command{
+			Use: "resume ID", Short: "Thaw a paused container", Args: cobra.ExactArgs(1),
+			RunE: wrap(func(cmd *cobra.Command, args []string) error {
+				return rt().Resume(cmd.Context(), args[0])
+			}),
+		},
 		ociDelete(rt, wrap),
 		ociExec(rt, wrap),
 		&cobra.Command{
