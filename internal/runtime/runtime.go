@@ -95,7 +95,7 @@ type CreateOpts struct {
 	// PreStart runs in the parent once the init exists (its namespaces
 	// are made and it is in its cgroup) and before it sets up the root
 	// filesystem: the place to configure a network namespace made by
-	// clone. An error aborts the creation.
+	// clone (/proc/<pid>/ns/net). An error aborts the creation.
 	PreStart func(ctx context.Context, pid int) error
 	// TieToParent kills the container (SIGKILL) when the creating process
 	// dies. The init is forked from a thread locked to a parked goroutine
@@ -110,6 +110,8 @@ type CreateOpts struct {
 }
 
 // ExitStatus is how a container process ended, as docker reports it.
+// Whether the OOM killer did it is the caller's to find out, from the
+// cgroup's OOM kill count (cgroup.Manager.OOMKillCount).
 type ExitStatus struct {
 	// Code is the exit code, or 128+signal when a signal killed it.
 	Code int
