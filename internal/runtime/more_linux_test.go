@@ -3,6 +3,7 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,5 +152,38 @@ func TestTieToParent(t *testing.T) {
 			t.Fatalf("container init %d survived its parent", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPreStart(t *testing.T) {
+	spec := sh(t, `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "`)
+	var seen int
+	c, output := createTest(t, spec, func(o *CreateOpts) {
+		o.PreStart = func(ctx context.Context, pid int) error {
+			seen = pid
+			// Configure the container's new network namespace from
+			// outside, as berth's network setup does.
+			ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/net")
+			own, _ := os.Readlink("/proc/self/ns/net")
+			if err != nil || ns == own {
+				return fmt.Errorf("no own netns: %v", err)
+			}
+			return nil
+		}
+	})
+	if seen != c.Pid() {
+		t.Fatalf("PreStart got pid %d, init is %d", seen, c.Pid())
+	}
+	c.Start(context.Background())
+	c.Wait()
+	if out, _ := output(); out != "lo\n" {
+		t.Fatalf("got %q", out)
+	}
+	spec = sh(t, "true")
+	id := testID(t)
+	_, err := Create(context.Background(), CreateOpts{ID: id, Spec: spec, StateDir: filepath.Join(stateRoot(t), id),
+		PreStart: func(context.Context, int) error { return fmt.Errorf("network setup failed") }})
+	if err == nil || err.Error() != "network setup failed" {
+		t.Fatalf("create with a failing PreStart: %v", err)
 	}
 }
