@@ -45,6 +45,9 @@ type containerRecord struct {
 	Args      []string        `json:"args"`
 	// Mounts are the resolved mounts (volumes by host path).
 	Mounts []MountPoint `json:"mounts,omitempty"`
+	// MountSpecs are the mounts as resolved at create, which start
+	// mounts and rm -v reads (container_mounts.go).
+	MountSpecs []mountRecord `json:"mountSpecs,omitempty"`
 	// Network is what the network setup recorded.
 	Network *NetworkSettings `json:"network,omitempty"`
 	// Extra is per-feature state that other files own (monitor, volumes).

@@ -63,6 +63,16 @@ func (r *Runtime) Create(ctx context.Context, spec Spec) (*Container, error) {
 		}
 	}
 	rec.Spec.Name = rec.Name
+	volumes, err := r.planMounts(ctx, rec, im)
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	defer func() {
+		if !created {
+			r.dropVolumesLocked(ctx, volumes)
+		}
+	}()
 	dir := r.containerDir(rec.ID)
 	// The record is written last: a crash before it leaves a directory
 	// without container.json, which Open removes.
@@ -80,6 +90,7 @@ func (r *Runtime) Create(ctx context.Context, spec Spec) (*Container, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	created = true
 	r.event(ctx, "container", "create", rec.ID, map[string]string{"name": rec.Name, "image": spec.Image})
 	return &Container{rt: r, rec: rec}, nil
 }
@@ -129,10 +140,8 @@ func (r *Runtime) validateSpec(spec *Spec, im *Image) error {
 	if spec.StopTimeout != nil && *spec.StopTimeout < -1 {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid stop timeout %d", *spec.StopTimeout))
 	}
-	for _, m := range spec.Mounts {
-		if err := validateMount(m); err != nil {
-			return err
-		}
+	if err := validateMounts(spec); err != nil {
+		return err
 	}
 	for _, p := range spec.Ports {
 		if p.ContainerPort == 0 {

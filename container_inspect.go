@@ -217,15 +217,7 @@ func (c *Container) Inspect(ctx context.Context) (*ContainerInspect, error) {
 		t := true
 		out.HostConfig.Init = &t
 	}
-	for _, m := range spec.Mounts {
-		if m.Type == MountTypeBind {
-			b := m.Source + ":" + m.Target
-			if m.ReadOnly {
-				b += ":ro"
-			}
-			out.HostConfig.Binds = append(out.HostConfig.Binds, b)
-		}
-	}
+	out.HostConfig.Binds, out.HostConfig.Tmpfs = inspectBinds(spec.Mounts), inspectTmpfs(spec.Mounts)
 	for _, p := range spec.Ports {
 		key := fmt.Sprintf("%d/%s", p.ContainerPort, protoOr(p.Protocol))
 		hp := ""
@@ -250,7 +242,7 @@ func (c *Container) Inspect(ctx context.Context) (*ContainerInspect, error) {
 	}
 	if im, err := r.imageOfRecord(rec); err == nil {
 		ic := im.config.Config
-		cfg.ExposedPorts, cfg.Volumes, cfg.OnBuild = ic.ExposedPorts, ic.Volumes, nil
+		cfg.ExposedPorts, cfg.Volumes, cfg.OnBuild = ic.ExposedPorts, inspectVolumes(ic.Volumes, spec.Mounts), nil
 		if cfg.User == "" {
 			cfg.User = ic.User
 		}

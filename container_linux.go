@@ -565,6 +565,7 @@ func (r *Runtime) removeLocked(ctx context.Context, rec *containerRecord) error 
 	if err := store.RemoveAll(gone); err != nil {
 		return fmt.Errorf("remove container %s: %w", rec.Name, err)
 	}
+	r.autoRemoveVolumesLocked(ctx, rec)
 	_ = os.RemoveAll(r.store.ContainerRunDir(rec.ID))
 	r.event(ctx, "container", "destroy", rec.ID, map[string]string{"name": rec.Name})
 	return nil

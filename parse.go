@@ -44,7 +44,9 @@ func ParseVolume(value string) (Mount, error) {
 	if err != nil {
 		return Mount{}, err
 	}
-	return mountOf(m), nil
+	out := mountOf(m)
+	out.CreateSource = out.Type == MountTypeBind // -v makes a missing host directory, as docker
+	return out, nil
 }
 
 // ParseMount parses a docker --mount value:

@@ -157,6 +157,9 @@ func (r *Runtime) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 			du.Containers.Reclaimable += n
 		}
 	}
+	if err := r.volumeUsage(ctx, &du.Volumes); err != nil {
+		return nil, err
+	}
 	return du, nil
 }
 
