@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 		imageCommands,
 		registryCommands,
 		systemCommands,
+		volumeCommands,
 		ociCommands,
 	} {
 		cmd.AddCommand(add(g)...)
