@@ -79,6 +79,15 @@ func (r *Runtime) Pull(ctx context.Context, ref string, opts ...RegistryOption) 
 	return im, nil
 }
 
+// Pull pulls ref with the default Runtime (see Default and Runtime.Pull).
+func Pull(ctx context.Context, ref string, opts ...RegistryOption) (*Image, error) {
+	rt, err := Default(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return rt.Pull(ctx, ref, opts...)
+}
+
 // errPullRace: something the pull relied on was removed before it could
 // record the image.
 var errPullRace = errors.New("pulled content was removed concurrently")
