@@ -7,127 +7,115 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
-	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-run/berth/internal/testutil"
 )
 
-// median runs fn n times and returns the median duration.
-func median(n int, fn func() error) (time.Duration, error) {
-	ds := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		t0 := time.Now()
-		if err := fn(); err != nil {
-			return 0, err
-		}
-		ds = append(ds, time.Since(t0))
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2], nil
-}
-
 // BenchmarkRunTrue measures Create+Start+Wait(+Delete) of /bin/true in
 // busybox (docker's default namespaces, caps, masked paths and cgroup),
-// and reports the median of 100 runs next to runc's and crun's `run` of
-// the same bundle when they are installed.
+// and reports medians of 100 runs of it, of runc's and of crun's `run` of
+// the same bundle when they are installed, interleaved so that the load of
+// the machine hits all alike.
 func BenchmarkRunTrue(b *testing.B) {
 	testutil.RequiresRoot(b)
 	rootfs := testutil.BusyboxRootfs(b)
 	spec := testSpec(rootfs, "/bin/true")
 	spec.Mounts = spec.Mounts[:len(spec.Mounts)-1]
-	runOnce := func(del bool) func() error {
-		return func() error {
-			id := testID(b)
-			c, err := Create(context.Background(), CreateOpts{ID: id, Spec: spec, StateDir: filepath.Join(stateRoot(b), id), TieToParent: true})
-			if err != nil {
-				return err
-			}
-			if err := c.Start(context.Background()); err != nil {
-				return err
-			}
-			st, err := c.Wait()
-			if err != nil || st.Code != 0 {
-				return fmt.Errorf("wait: %+v %v", st, err)
-			}
-			if del {
-				return c.Delete(context.Background(), false)
-			}
-			go c.Delete(context.Background(), false)
-			return nil
+	berth := func() error {
+		id := testID(b)
+		c, err := Create(context.Background(), CreateOpts{ID: id, Spec: spec, StateDir: filepath.Join(stateRoot(b), id), TieToParent: true})
+		if err != nil {
+			return err
 		}
+		if err := c.Start(context.Background()); err != nil {
+			return err
+		}
+		st, err := c.Wait()
+		if err != nil || st.Code != 0 {
+			return fmt.Errorf("wait: %+v %v", st, err)
+		}
+		return c.Delete(context.Background(), false)
 	}
 	for i := 0; i < b.N; i++ {
-		if err := runOnce(true)(); err != nil {
+		if err := berth(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	n := 100
-	berth, err := median(n, runOnce(true))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(berth.Microseconds()), "berth-median-µs")
-	b.Logf("berth Create+Start+Wait+Delete /bin/true: median %v of %d", berth, n)
 
 	// The same bundle for the peers.
 	bundle := b.TempDir()
 	peer := *spec
-	peer.Linux = &(*spec.Linux)
 	peer.Version = "1.0.2" // crun 1.8 refuses newer versions
 	cfg, _ := json.Marshal(&peer)
 	os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644)
+	type peerRun struct {
+		name string
+		run  func() error
+	}
+	runners := []peerRun{{"berth", berth}}
 	if p, err := exec.LookPath("runc"); err == nil {
 		root := b.TempDir()
-		d, err := median(n, func() error {
+		runners = append(runners, peerRun{"runc", func() error {
 			return exec.Command(p, "--root", root, "run", "--bundle", bundle, testID(b)).Run()
-		})
-		if err != nil {
-			b.Fatalf("runc: %v", err)
-		}
-		b.ReportMetric(float64(d.Microseconds()), "runc-median-µs")
-		b.Logf("runc run: median %v of %d", d, n)
+		}})
 	}
 	if p, err := exec.LookPath("crun"); err == nil {
-		root := b.TempDir()
-		// crun refuses the v1/v2 hybrid: hide the unified mount in a
-		// private mount namespace (PEERS.md).
-		script := fmt.Sprintf("umount /sys/fs/cgroup/unified; for i in $(seq %d); do s=$(date +%%s%%N); %s --root %s run --bundle %s c$i >&2 || exit 1; e=$(date +%%s%%N); echo $((e-s)); done", n, p, root, bundle)
-		ds := make([]time.Duration, 0, n)
-		cmd := exec.Command("unshare", "-m", "sh", "-c", script)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			b.Logf("crun: %v: %s", err, stderr.String())
-			return
-		}
-		for _, l := range splitLines(string(out)) {
-			var ns int64
-			fmt.Sscan(l, &ns)
-			ds = append(ds, time.Duration(ns))
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		if len(ds) > 0 {
-			b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "crun-median-µs")
-			b.Logf("crun run: median %v of %d (timed inside a shell loop)", ds[len(ds)/2], len(ds))
-		}
-	}
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			if i > start {
-				out = append(out, s[start:i])
+		// crun refuses the v1/v2 hybrid: it runs from a thread whose mount
+		// namespace lacks /sys/fs/cgroup/unified (PEERS.md).
+		reqs := make(chan chan error)
+		ready := make(chan error)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS)
+			if err == nil {
+				err = unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, "")
 			}
-			start = i + 1
+			if err == nil {
+				err = unix.Unmount("/sys/fs/cgroup/unified", unix.MNT_DETACH)
+			}
+			ready <- err
+			if err != nil {
+				return
+			}
+			root := b.TempDir()
+			for done := range reqs {
+				done <- exec.Command(p, "--root", root, "run", "--bundle", bundle, testID(b)).Run()
+			}
+		}()
+		if err := <-ready; err != nil {
+			b.Logf("crun: %v", err)
+		} else {
+			defer close(reqs)
+			runners = append(runners, peerRun{"crun", func() error {
+				done := make(chan error)
+				reqs <- done
+				return <-done
+			}})
 		}
 	}
-	return out
+	const n = 100
+	times := make([][]time.Duration, len(runners))
+	for i := 0; i < n; i++ {
+		for j, r := range runners {
+			t0 := time.Now()
+			if err := r.run(); err != nil {
+				b.Fatalf("%s: %v", r.name, err)
+			}
+			times[j] = append(times[j], time.Since(t0))
+		}
+	}
+	for j, r := range runners {
+		ds := times[j]
+		sort.Slice(ds, func(a, c int) bool { return ds[a] < ds[c] })
+		med := ds[len(ds)/2]
+		b.ReportMetric(float64(med.Microseconds()), r.name+"-median-µs")
+		b.Logf("%s /bin/true: median %v of %d (min %v)", r.name, med, n, ds[0])
+	}
 }
