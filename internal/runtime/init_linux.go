@@ -12,8 +12,8 @@ import (
 )
 
 // runInitStage is the container's init: it prepares the container from
-// the config it receives, reports "ready", blocks on the exec fifo until
-// Start, and execs the user's process. It runs on the locked main thread
+// the config it receives, reports "ready", blocks on the start socket
+// until Start, and execs the user's process. It runs on the locked main thread
 // and never returns.
 func runInitStage(sock *syncSocket, sockFd int) {
 	cfg := receiveConfig(sock)

@@ -9,7 +9,7 @@
 // package need no wiring. The init stage receives its configuration over an
 // inherited socket, sets up the container and blocks before execve (the OCI
 // "created" state) until Start, from this process or any other, releases it
-// through a fifo in the state directory.
+// through a unix socket in the state directory (exec.sock).
 //
 // Three kinds of caller use it: the root package running foreground
 // containers (the caller is the parent and can Wait), the monitor of
@@ -71,7 +71,7 @@ type CreateOpts struct {
 	// Spec is the OCI runtime configuration (not modified).
 	Spec *specs.Spec
 	// StateDir is the container's own state directory (state.json, the
-	// exec fifo). It is created; it must not hold a container already.
+	// start socket). It is created; it must not hold a container already.
 	StateDir string
 	// Stdin, Stdout and Stderr become the process's stdio; nil means
 	// /dev/null. Ignored when Spec.Process.Terminal is set.
@@ -264,7 +264,7 @@ func (c *Container) Resize(width, height uint16) error {
 
 // Load reads the state of the container whose state directory is
 // stateDir; its Status is derived from the running system (is the init
-// alive and still the same process, is the exec fifo there, is the
+// alive and still the same process, is the start socket there, is the
 // cgroup frozen).
 func Load(stateDir string) (*State, error) { return load(stateDir) }
 
