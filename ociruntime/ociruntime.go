@@ -96,9 +96,17 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpts
 
 // Create creates the container id from the bundle (OCI create): its
 // process waits to be started. The container outlives the caller.
+// A process with a terminal needs a console socket (the caller goes away).
 func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpts) error {
-	_, err := r.create(ctx, id, bundle, opts, false)
-	return err
+	c, err := r.create(ctx, id, bundle, opts, false)
+	if err != nil {
+		return err
+	}
+	if c.Console() != nil {
+		_ = c.Delete(ctx, true)
+		return errdefs.New(errdefs.ErrInvalid, "a process with a terminal needs a console socket")
+	}
+	return nil
 }
 
 func (r *Runtime) load(id string) (*rt.State, error) {
