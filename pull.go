@@ -240,8 +240,13 @@ func (p *puller) added(blob, layer digest.Digest) {
 // chain parent) are stored and held by the lease.
 func (p *puller) layer(ctx context.Context, parent digest.Digest, il store.ImageLayer, present bool) error {
 	if present {
-		// Hold the layer; it is unpacked again only if it vanished.
+		// Hold the layer; it is unpacked again only if it vanished (and
+		// if its blob vanished too, a removal raced this pull: start
+		// over, fetching it).
 		if _, err := p.unpack(ctx, parent, il); err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				return errPullRace
+			}
 			return err
 		}
 		return nil

@@ -13,7 +13,9 @@
 // pushed to Debian's docker-registry on 127.0.0.1. Each round pulls it
 // with berth and with podman (each into its own store, from which the
 // image is removed again after the pull); BERTH_BENCH_ROUNDS (default 7)
-// rounds; medians and their ratio are reported.
+// rounds; medians and their ratio are reported. The stores live under
+// $TMPDIR (TMPDIR=/dev/shm takes the filesystem's inode creation cost,
+// which dominates on slow virtual disks, out of the comparison).
 package pull_test
 
 import (
