@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/berth-run/berth"
 )
 
@@ -15,17 +17,21 @@ import (
 type progressBars struct {
 	out   io.Writer
 	tty   bool
+	width int               // terminal columns (lines are cut to fit, so cursor movement stays right)
 	ids   []string          // layers in the order they appeared (terminal lines)
 	lines map[string]string // id -> last line drawn
 	phase map[string]string // id -> last phase printed (not a terminal)
 }
 
 func newProgressBars(out io.Writer) *progressBars {
-	tty := false
-	if f, ok := out.(*os.File); ok {
-		tty = isTerminal(f)
+	tty, width := false, 0
+	if f, ok := out.(*os.File); ok && isTerminal(f) {
+		tty = true
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil {
+			width = w
+		}
 	}
-	return &progressBars{out: out, tty: tty, lines: map[string]string{}, phase: map[string]string{}}
+	return &progressBars{out: out, tty: tty, width: width, lines: map[string]string{}, phase: map[string]string{}}
 }
 
 // update is the berth.WithProgress callback (berth serializes the calls).
@@ -42,6 +48,9 @@ func (p *progressBars) update(ev berth.Progress) {
 	line := fmt.Sprintf("%s: %s", ev.ID, phaseText(ev))
 	if bar := progressBar(ev); bar != "" {
 		line += " " + bar
+	}
+	if p.width > 1 && len(line) >= p.width {
+		line = line[:p.width-1]
 	}
 	i := p.index(ev.ID)
 	if i < 0 {
