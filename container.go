@@ -232,8 +232,9 @@ func (r *Runtime) resolveContainer(nameOrID string) (string, error) {
 	return "", errdefs.New(errdefs.ErrNotFound, "no such container: "+nameOrID)
 }
 
-// Containers lists the store's containers, newest first.
-func (r *Runtime) Containers(ctx context.Context) ([]*Container, error) {
+// Containers lists the store's containers, newest first: all of them, or
+// those the options select (see ListRunning, ListLimit, ListFilter).
+func (r *Runtime) Containers(ctx context.Context, opts ...ListOption) ([]*Container, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -250,7 +251,7 @@ func (r *Runtime) Containers(ctx context.Context) ([]*Container, error) {
 		out = append(out, &Container{rt: r, rec: rec})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].rec.Created.After(out[j].rec.Created) })
-	return out, nil
+	return r.filterContainers(ctx, out, opts)
 }
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
