@@ -135,6 +135,11 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		return fmt.Errorf("%s: %w", h.Name, err)
 	}
 	mode := uint32(h.Mode & 0o7777)
+	if x.noChown {
+		// The files change owner (to the caller, root here): set-id bits
+		// would make the container's programs run as that owner.
+		mode &^= unix.S_ISUID | unix.S_ISGID
+	}
 	var f *os.File // the new file, opened without following it
 	switch h.Typeflag {
 	case tar.TypeDir:

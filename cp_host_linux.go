@@ -50,8 +50,17 @@ func prepareCopy(content io.Reader, srcBase string, srcIsDir bool, dst copyDest)
 	return dstDir, rebaseTar(content, srcBase, dstBase), nil
 }
 
+// closeReader closes r if it can be closed: a rebased stream stops its
+// goroutine.
+func closeReader(r io.Reader) {
+	if c, ok := r.(io.Closer); ok {
+		c.Close()
+	}
+}
+
 // rebaseTar renames the top entry oldBase of a tar stream (and the
-// entries below it) to newBase.
+// entries below it) to newBase. Close the result (see closeReader) when
+// not reading it to its end.
 func rebaseTar(r io.Reader, oldBase, newBase string) io.Reader {
 	if oldBase == newBase {
 		return r
@@ -141,11 +150,13 @@ func (c *Container) copyOut(ctx context.Context, src, hostPath string, o copyOpt
 	srcBase := st.Name
 	if rebase != "" {
 		content, srcBase = rebaseTar(rc, srcBase, rebase), rebase
+		defer closeReader(content)
 	}
 	dstDir, content, err := prepareCopy(content, srcBase, st.Mode.IsDir(), dst)
 	if err != nil {
 		return err
 	}
+	defer closeReader(content)
 	x := &extractor{ctx: ctx, root: dstDir, dst: "/", noChown: !o.archive, hostSide: true}
 	if err := x.extract(content); err != nil {
 		return fmt.Errorf("copy from container %s to %s: %w", c.rec.Name, hostPath, err)
@@ -267,6 +278,7 @@ func (c *Container) copyIn(ctx context.Context, hostPath, dst string, o copyOpti
 	if err != nil {
 		return err
 	}
+	defer closeReader(content)
 	var chown *owner
 	if !o.archive {
 		chown = &owner{0, 0}

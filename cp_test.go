@@ -41,7 +41,8 @@ func hostEtc(t *testing.T) string {
 // were followed outside the container, and marks the container's own.
 const hostileScript = `echo ctr-passwd >> /etc/passwd
 ln -s /etc /evil; ln -s /etc/passwd /pw; ln -s ../../../../../etc /d-up
-mkdir -p /d/sub; echo a > /d/a; echo b > /d/sub/b; ln -s /etc/shadow /d/shadowlink`
+mkdir -p /d/sub; echo a > /d/a; echo b > /d/sub/b; ln -s /etc/shadow /d/shadowlink
+cp /bin/busybox /d/suid; chmod 4755 /d/suid`
 
 func readFile(t *testing.T, p string) string {
 	t.Helper()
@@ -126,8 +127,12 @@ func TestCopyHostileSymlinks(t *testing.T) {
 			if err := c.CopyOut(ctx, "/d", filepath.Join(host, "dcopy")); err != nil {
 				t.Fatal(err)
 			}
-			if got := treeOf(t, filepath.Join(host, "dcopy")); !slices.Equal(got, []string{"a", "shadowlink->/etc/shadow", "sub/", "sub/b"}) {
+			if got := treeOf(t, filepath.Join(host, "dcopy")); !slices.Equal(got, []string{"a", "shadowlink->/etc/shadow", "sub/", "sub/b", "suid"}) {
 				t.Fatalf("copied tree %q", got)
+			}
+			// A set-uid program of the container is not one on the host.
+			if fi, err := os.Stat(filepath.Join(host, "dcopy", "suid")); err != nil || fi.Mode()&os.ModeSetuid != 0 || fi.Mode().Perm() != 0o755 {
+				t.Fatalf("suid copied as %v %v", fi.Mode(), err)
 			}
 			// A trailing slash follows the link to the container's /etc.
 			if err := c.CopyOut(ctx, "/evil/", filepath.Join(host, "etccopy")); err != nil {
@@ -183,6 +188,15 @@ func TestCopyHostileSymlinks(t *testing.T) {
 			}
 			if got := readFile(t, filepath.Join(host, "etc2", "passwd")); got != "in\n" {
 				t.Errorf("container's passwd after copying onto /pw: %q", got)
+			}
+			// Nothing but the destinations appeared on the host.
+			ents, _ := os.ReadDir(host)
+			var top []string
+			for _, e := range ents {
+				top = append(top, e.Name())
+			}
+			if !slices.Equal(top, []string{"dcopy", "etc2", "etccopy", "pw", "pwL"}) {
+				t.Errorf("host destination holds %q", top)
 			}
 		})
 	}
