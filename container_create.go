@@ -82,6 +82,13 @@ func (r *Runtime) Create(ctx context.Context, spec Spec) (*Container, error) {
 			return nil, fmt.Errorf("create container: %w", err)
 		}
 	}
+	// The upper directory is the container's / (overlayfs takes the
+	// root's attributes from it): 0755, as in docker, so that processes
+	// of other users than root can walk the file system.
+	if err := os.Chmod(filepath.Join(dir, "upper"), 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create container: %w", err)
+	}
 	if err := r.writeState(rec.ID, &containerState{Status: StatusCreated}); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
