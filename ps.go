@@ -234,7 +234,7 @@ func (r *Runtime) filterContainers(ctx context.Context, all []*Container, opts [
 		if err != nil {
 			continue // removed meanwhile
 		}
-		if runningOnly && !st.Running {
+		if runningOnly && !st.Running && st.Status != StatusRestarting {
 			continue
 		}
 		if cf.match(c, st) {
