@@ -62,11 +62,11 @@ func TestPullSkopeoPushed(t *testing.T) {
 	skopeo := testutil.RequiresCommand(t, "skopeo")
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	img := testutil.BuildImage(t, testutil.TestImage{Layers: []testutil.TestLayer{
-		{Files: map[string]string{"etc/": "", "etc/os-release": "berth\n", "bin/": "", "bin/tool": "#!/bin/sh\n"}},
-		{Files: map[string]string{"etc/zstd": "zstd layer\n"}, Compression: "zstd"},
-		{Files: map[string]string{"etc/plain": "plain layer\n", "etc/.wh.os-release": ""}, Compression: "none"},
+		{TarFile: testutil.BusyboxTar(t)},
+		{Files: map[string]string{"etc/zstd": "zstd layer\n", "etc/os-release": "berth\n"}, Compression: "zstd"},
+		{Files: map[string]string{"etc/plain": "plain layer\n", "bin/.wh.vi": ""}, Compression: "none"},
 		{Files: map[string]string{"big/": ""}, RandomBytes: 300 << 10, Seed: 7},
-	}, Cmd: []string{"/bin/tool"}})
+	}, Cmd: []string{"/bin/sh"}})
 	layout := t.TempDir()
 	testutil.WriteOCILayout(t, layout, map[string]*testutil.BuiltImage{"v1": img})
 	out, err := exec.Command(skopeo, "copy", "--dest-tls-verify=false", "oci:"+layout+":v1", "docker://"+reg.Addr+"/skopeo/img:v1").CombinedOutput()
@@ -99,8 +99,8 @@ func TestPullSkopeoPushed(t *testing.T) {
 			t.Errorf("layer %d progress: %s", i, got)
 		}
 	}
-	if got := layerFile(t, rt, im, 0, "etc/os-release"); got != "berth\n" {
-		t.Errorf("layer 0: %q", got)
+	if got := layerFile(t, rt, im, 1, "etc/os-release"); got != "berth\n" {
+		t.Errorf("layer 1: %q", got)
 	}
 	if got := layerFile(t, rt, im, 1, "etc/zstd"); got != "zstd layer\n" {
 		t.Errorf("layer 1: %q", got)
@@ -108,11 +108,17 @@ func TestPullSkopeoPushed(t *testing.T) {
 	if got := layerFile(t, rt, im, 2, "etc/plain"); got != "plain layer\n" {
 		t.Errorf("layer 2: %q", got)
 	}
-	if fi, err := os.Lstat(filepath.Join(rt.Root(), "layers", im.Layers()[2].ChainID().Encoded(), "diff", "etc", "os-release")); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if fi, err := os.Lstat(filepath.Join(rt.Root(), "layers", im.Layers()[2].ChainID().Encoded(), "diff", "bin", "vi")); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		t.Errorf("whiteout in layer 2: %v %v", fi, err)
 	}
-	if strings.Join(im.Config().Config.Cmd, " ") != "/bin/tool" {
+	if strings.Join(im.Config().Config.Cmd, " ") != "/bin/sh" {
 		t.Errorf("config cmd %v", im.Config().Config.Cmd)
+	}
+	// It runs, with the layers stacked (the whiteout hides busybox's
+	// /bin/vi).
+	out = []byte(runIn(t, rt, reg.Addr+"/skopeo/img:v1", "cat /etc/zstd /etc/plain /etc/os-release; test -e /bin/vi || echo vi gone"))
+	if string(out) != "zstd layer\nplain layer\nberth\nvi gone\n" {
+		t.Errorf("run: %q", out)
 	}
 	// The manifest is kept as received.
 	raw, err := os.ReadFile(filepath.Join(rt.Root(), "blobs", "sha256", im.ManifestDigest().Encoded()))
@@ -158,7 +164,7 @@ func TestPullIndex(t *testing.T) {
 	for _, docker := range []bool{false, true} {
 		t.Run(fmt.Sprintf("docker=%v", docker), func(t *testing.T) {
 			host := testutil.BuildImage(t, testutil.TestImage{Docker: docker, Layers: []testutil.TestLayer{
-				{Files: map[string]string{"arch": "host"}}, {Files: map[string]string{"two": "2"}}}})
+				{Files: map[string]string{"arch": "host"}}, {TarFile: testutil.BusyboxTar(t)}}})
 			other := testutil.BuildImage(t, testutil.TestImage{Docker: docker, Platform: ocispec.Platform{OS: "linux", Architecture: "riscv64"},
 				Layers: []testutil.TestLayer{{Files: map[string]string{"arch": "riscv64"}}}})
 			idx, mt := testutil.BuildIndex(t, docker, other, host)
@@ -178,8 +184,8 @@ func TestPullIndex(t *testing.T) {
 			if rd := im.RepoDigests(); len(rd) != 1 || rd[0] != reg.Addr+"/"+repo+"@"+digest.FromBytes(idx).String() {
 				t.Errorf("repo digests %v, want the index's", rd)
 			}
-			if got := layerFile(t, rt, im, 0, "arch"); got != "host" {
-				t.Errorf("host layer: %q", got)
+			if got := runIn(t, rt, reg.Addr+"/"+repo, "cat /arch"); got != "host" {
+				t.Errorf("the host's image runs and says %q", got)
 			}
 			im2, err := rt.Pull(ctx, reg.Addr+"/"+repo, berth.WithPlatform("linux/riscv64"))
 			if err != nil {
@@ -386,7 +392,7 @@ func TestPullKilledMidDownload(t *testing.T) {
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
 	proxy := testutil.StartProxy(t, reg.Addr)
 	img := testutil.BuildImage(t, testutil.TestImage{Layers: []testutil.TestLayer{
-		{Files: map[string]string{"small": "1"}}, {RandomBytes: 4 << 20, Seed: 9}, {RandomBytes: 1 << 20, Seed: 10},
+		{TarFile: testutil.BusyboxTar(t)}, {RandomBytes: 4 << 20, Seed: 9}, {RandomBytes: 1 << 20, Seed: 10},
 	}})
 	testutil.PushRaw(t, reg.Addr, "killed/img", "v1", img.Blobs(), img.Manifest, img.MediaType)
 	proxy.SetRate(512 << 10)
@@ -427,5 +433,7 @@ func TestPullKilledMidDownload(t *testing.T) {
 		t.Errorf("pulled %s", im.ID())
 	}
 	assertConsistent(t, rt2)
-	// TODO(lead): run the image once Runtime.Run exists.
+	if out := runIn(t, rt2, ref, "ls /random-9 /random-10"); out != "/random-10\n/random-9\n" {
+		t.Errorf("run: %q", out)
+	}
 }

@@ -1,6 +1,7 @@
 package berth_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -138,9 +139,26 @@ func TestSeedCourseFlow(t *testing.T) {
 	if byDigest, err := rt.Image(ctx, reg.Addr+"/zzyyubuntu@"+im.ManifestDigest().String()); err != nil || byDigest.ID() != im.ID() {
 		t.Errorf("lookup by digest: %v", err)
 	}
-	// TODO(lead): run the pulled image once Runtime.Run exists:
-	// `echo hello` in 127.0.0.1:PORT/zzyyubuntu:1.2 prints hello.
+	if out := runIn(t, rt, name, "echo hello from zzyyubuntu"); out != "hello from zzyyubuntu\n" {
+		t.Errorf("run of the pulled image: %q", out)
+	}
 	assertConsistent(t, rt)
+}
+
+// runIn runs `sh -c script` in image (no network) and returns its output.
+func runIn(t *testing.T, rt *berth.Runtime, image, script string) string {
+	t.Helper()
+	ctx := context.Background()
+	var out bytes.Buffer
+	c, err := rt.Run(ctx, berth.Spec{Image: image, Network: "none", Cmd: []string{"sh", "-c", script}}, berth.WithStdout(&out), berth.WithStderr(&out))
+	if err != nil {
+		t.Fatalf("run %s: %v", image, err)
+	}
+	defer c.Remove(ctx, berth.RemoveForce())
+	if code, err := c.Wait(ctx); err != nil || code != 0 {
+		t.Fatalf("run %s: exit %d, %v\n%s", image, code, err, out.String())
+	}
+	return out.String()
 }
 
 func hasPhase(events []berth.Progress, phase string) bool {

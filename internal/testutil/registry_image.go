@@ -41,6 +41,10 @@ type TestLayer struct {
 	// (incompressible) bytes, seeded by Seed.
 	RandomBytes int
 	Seed        int64
+	// TarFile, when set, is a plain tar used as the layer as it is
+	// (BusyboxTar makes a base a container can run); the fields above
+	// are ignored then.
+	TarFile string
 }
 
 // TestImage describes a synthetic image.
@@ -162,6 +166,13 @@ func BuildImage(t testing.TB, spec TestImage) *BuiltImage {
 
 // layerTar writes the files of l as a deterministic tar.
 func layerTar(t testing.TB, l TestLayer) []byte {
+	if l.TarFile != "" {
+		b, err := os.ReadFile(l.TarFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	var names []string
 	for n := range l.Files {
 		names = append(names, n)
