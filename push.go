@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -32,8 +33,9 @@ type PushResult struct {
 // Push uploads the image nameOrID to the registry as ref, as `docker
 // push` (ref "" pushes to nameOrID, which must then be a name with a
 // registry: "host:5000/app:v1"). Only the blobs the registry lacks are
-// sent (a HEAD each); a blob the image's registry digests show in another
-// repository of the same registry is mounted from there instead; the
+// sent (a HEAD each); a blob that a stored image using it was pulled
+// from or pushed to another repository of the same registry (its
+// RepoDigests) is mounted from there instead; the
 // manifest goes last, exactly as stored, so its digest is the one the
 // image already has. The image then records ref's repository and the
 // digest in RepoDigests. Refused credentials are an ErrUnauthorized error;
@@ -82,13 +84,17 @@ func (im *Image) Push(ctx context.Context, ref string, opts ...RegistryOption) (
 			mt = ocispec.MediaTypeImageManifest
 		}
 	}
-	mountFrom := mountSources(im.rec.RepoDigests, named)
+	blobs := []digest.Digest{cfgDesc.Digest}
+	for _, l := range layers {
+		blobs = append(blobs, l.Digest)
+	}
+	mountFrom, sources := r.mountSources(named, blobs)
 	cl, err := r.registryClient(call)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	repo, err := cl.OpenPush(ctx, named, mountFrom)
+	repo, err := cl.OpenPush(ctx, named, sources)
 	if err != nil {
 		return nil, err
 	}
@@ -115,20 +121,49 @@ func (im *Image) Push(ctx context.Context, ref string, opts ...RegistryOption) (
 	return &PushResult{Ref: named.Familiar(), Tag: named.Tag(), Digest: d, Size: int64(len(raw))}, nil
 }
 
-// mountSources lists the repositories of target's registry other than
-// target's own that the image's registry digests show hold its blobs.
-func mountSources(repoDigests []string, target reference.Ref) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, rd := range repoDigests {
-		ref, err := reference.ParseName(rd)
-		if err != nil || ref.Domain() != target.Domain() || ref.Path() == target.Path() || seen[ref.Path()] {
+// maxMountSources bounds the repositories a push asks pull access to.
+const maxMountSources = 8
+
+// mountSources finds, for each blob, the repositories of target's
+// registry (other than target's) that hold it: those of the registry
+// digests of every stored image that uses the blob (a committed image's
+// base layers are in its base's repository, as docker's layer metadata
+// would say). It returns them per blob, and all of them.
+func (r *Runtime) mountSources(target reference.Ref, blobs []digest.Digest) (map[digest.Digest][]string, []string) {
+	want := map[digest.Digest]bool{}
+	for _, b := range blobs {
+		want[b] = true
+	}
+	per := map[digest.Digest][]string{}
+	var all []string
+	images, _ := r.store.Images()
+	for _, im := range images {
+		var repos []string
+		for _, rd := range im.RepoDigests {
+			ref, err := reference.ParseName(rd)
+			if err != nil || ref.Domain() != target.Domain() || ref.Path() == target.Path() {
+				continue
+			}
+			repos = append(repos, ref.Path())
+		}
+		if len(repos) == 0 {
 			continue
 		}
-		seen[ref.Path()] = true
-		out = append(out, ref.Path())
+		for _, b := range im.Blobs() {
+			if !want[b] {
+				continue
+			}
+			for _, repo := range repos {
+				if !slices.Contains(per[b], repo) {
+					per[b] = append(per[b], repo)
+				}
+				if !slices.Contains(all, repo) && len(all) < maxMountSources {
+					all = append(all, repo)
+				}
+			}
+		}
 	}
-	return out
+	return per, all
 }
 
 // pusher uploads the blobs of one push.
@@ -136,11 +171,12 @@ type pusher struct {
 	rt        *Runtime
 	repo      *registry.Repo
 	sink      *progressSink
-	mountFrom []string
+	mountFrom map[digest.Digest][]string // blob -> repositories that have it
 }
 
 // blob makes sure the registry has the blob desc: it checks, mounts it
-// from a sibling repository, or uploads it from the store. Layers report
+// from a repository of the same registry that has it, or uploads it from
+// the store. Layers report
 // progress; the config does not (docker shows none for it).
 func (ps *pusher) blob(ctx context.Context, desc ocispec.Descriptor, layer bool) error {
 	emit := func(ev Progress) {
@@ -158,8 +194,8 @@ func (ps *pusher) blob(ctx context.Context, desc ocispec.Descriptor, layer bool)
 		return nil
 	}
 	location := ""
-	if len(ps.mountFrom) > 0 {
-		from := ps.mountFrom[0]
+	if from := ps.mountFrom[desc.Digest]; len(from) > 0 {
+		from := from[0]
 		mounted, loc, err := ps.repo.Mount(ctx, desc.Digest, from)
 		if err != nil {
 			return err

@@ -153,3 +153,50 @@ func TestPushInterop(t *testing.T) {
 		t.Errorf("podman run: %q", got)
 	}
 }
+
+// TestPushCommitted: a committed image pushes (its base layer mounted
+// from the repository its base was pushed to) and runs where it is
+// pulled.
+func TestPushCommitted(t *testing.T) {
+	testutil.RequiresRoot(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	env := newRegEnv(t)
+	rt := regRuntime(t, env)
+	ctx := context.Background()
+	base := importBusybox(t, rt, reg.Addr+"/base/busybox:v1")
+	if _, err := rt.Push(ctx, reg.Addr+"/base/busybox:v1", ""); err != nil {
+		t.Fatal(err)
+	}
+	c, err := rt.Run(ctx, berth.Spec{Image: base.ID(), Network: "none", Cmd: []string{"sh", "-c", "echo committed > /data.txt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(ctx, berth.RemoveForce())
+	if code, err := c.Wait(ctx); err != nil || code != 0 {
+		t.Fatalf("container: %d %v", code, err)
+	}
+	name := reg.Addr + "/base/committed:v1"
+	im, err := c.Commit(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pl progressLog
+	res, err := rt.Push(ctx, name, "", pl.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != im.ManifestDigest() {
+		t.Errorf("pushed %s, the image's manifest is %s", res.Digest, im.ManifestDigest())
+	}
+	// The base layer is in base/busybox (the base image's repo digest).
+	if got := pl.of(base.Layers()[0].Digest()); got != "Preparing,Mounted from" {
+		t.Errorf("the base layer: %s", got)
+	}
+	rt2 := regRuntime(t, env)
+	if _, err := rt2.Pull(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if out := runIn(t, rt2, name, "cat /data.txt"); out != "committed\n" {
+		t.Errorf("run of the pulled commit: %q", out)
+	}
+}
