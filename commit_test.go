@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/berth-run/berth"
@@ -50,7 +51,7 @@ func ctrExec(t *testing.T, c *berth.Container, script string) string {
 func ctrExecCode(t *testing.T, c *berth.Container, script string) (string, int) {
 	t.Helper()
 	ctx := context.Background()
-	var out bytes.Buffer
+	var out lockedBuffer // stdout and stderr are copied by two goroutines
 	p, err := c.Exec(ctx, berth.ExecSpec{Cmd: []string{"sh", "-c", script}, Stdout: &out, Stderr: &out})
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +63,24 @@ func ctrExecCode(t *testing.T, c *berth.Container, script string) (string, int) 
 	return out.String(), code
 }
 
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // runOutput runs spec to its end and returns its output and exit code.
 func runOutput(t *testing.T, rt *berth.Runtime, spec berth.Spec) (string, int) {
 	t.Helper()
@@ -69,7 +88,7 @@ func runOutput(t *testing.T, rt *berth.Runtime, spec berth.Spec) (string, int) {
 	if spec.Network == "" {
 		spec.Network = "none"
 	}
-	var out bytes.Buffer
+	var out lockedBuffer
 	c, err := rt.Run(ctx, spec, berth.WithStdout(&out), berth.WithStderr(&out))
 	if err != nil {
 		t.Fatal(err)
