@@ -33,6 +33,7 @@ type options struct {
 	runRoot      string
 	cgroupParent string
 	registry     registryOptions // registry.go
+	maxLayerSize int64           // uncompressed bytes per layer; 0: archive's default
 }
 
 // Option configures Open.
@@ -52,6 +53,12 @@ func WithRunRoot(dir string) Option { return func(o *options) { o.runRoot = dir 
 // CgroupParent overrides it. Default: "berth", relative.
 func WithCgroupParent(path string) Option { return func(o *options) { o.cgroupParent = path } }
 
+// WithMaxLayerSize bounds the uncompressed size of every layer the
+// runtime unpacks (pull, load, import): a layer that is larger, such as
+// a decompression bomb, is refused with an ErrInvalid error before more
+// than that is written. Default: 1 TiB (internal/archive.DefaultMaxSize).
+func WithMaxLayerSize(bytes int64) Option { return func(o *options) { o.maxLayerSize = bytes } }
+
 func makeOptions(opts []Option) (options, error) {
 	o := options{root: os.Getenv("BERTH_ROOT"), runRoot: os.Getenv("BERTH_RUNROOT")}
 	for _, opt := range opts {
@@ -62,6 +69,9 @@ func makeOptions(opts []Option) (options, error) {
 	}
 	if o.runRoot == "" {
 		o.runRoot = DefaultRunRoot
+	}
+	if o.maxLayerSize < 0 {
+		return o, errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("maximum layer size %d is negative", o.maxLayerSize))
 	}
 	var err error
 	if o.root, err = filepath.Abs(o.root); err != nil {

@@ -2,102 +2,512 @@ package berth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-run/berth/internal/archive"
+	"github.com/berth-run/berth/internal/errdefs"
 	"github.com/berth-run/berth/internal/store"
 )
 
 // CheckOption configures Check.
 type CheckOption func(*checkOptions)
 
-type checkOptions struct{ verifyBlobs bool }
+type checkOptions struct {
+	verifyBlobs bool
+	repair      bool
+}
 
 // WithBlobVerification re-hashes every blob against its digest (slow on
 // large stores). Default: false (blobs are only checked to exist).
 func WithBlobVerification(v bool) CheckOption { return func(o *checkOptions) { o.verifyBlobs = v } }
 
+// WithRepair makes Check fix what it can (see Check). Default: false,
+// Check only reports.
+func WithRepair() CheckOption { return func(o *checkOptions) { o.repair = true } }
+
 // Problem is one inconsistency Check found.
 type Problem struct {
-	Object string // "image sha256:...", "tag busybox:latest", "layer sha256:..."
-	What   string
+	Object   string // "image sha256:...", "tag busybox:latest", "container NAME", "mount /path" ...
+	What     string
+	Repaired bool // WithRepair fixed it
 }
 
-func (p Problem) String() string { return p.Object + ": " + p.What }
+func (p Problem) String() string {
+	s := p.Object + ": " + p.What
+	if p.Repaired {
+		s += " (repaired)"
+	}
+	return s
+}
 
-// Check verifies the store: every tag names an image, every image's
-// manifest, config and layer blobs exist (and match their digests with
-// WithBlobVerification), every image layer is unpacked with the right
-// chain, and every layer record matches its directory. It reports what it
-// finds and changes nothing.
+// Check verifies the store against itself and against the host, as
+// `berth system check`, and returns what is wrong (nil when nothing is).
+//
+// Images: every tag names an image; every image's manifest, config and
+// layer blobs exist (and match their digests with WithBlobVerification,
+// which checks every stored blob); every layer is unpacked with the right
+// chain. Layers: each record matches its directory, its parent exists,
+// its l/ link points at it, and something (an image, a container or the
+// lease of a live operation) uses it; the same for blobs. Leftovers of
+// dead processes (temp files, leases, half-written files) are reported.
+//
+// Containers: every directory has a record and a state; a container's
+// layers and volumes exist; a running container's owner and process are
+// alive, its root filesystem is mounted and its cgroup exists; a stopped
+// one has no mount, no cgroup, no process, no run-time state and no
+// network namespace left. Mounts and run-time state under the store that
+// belong to no running container are reported.
+//
+// WithRepair fixes what it can: it drops tags of missing images, removes
+// unused and corrupt blobs and unused layers, unpacks a missing layer
+// again from its blob, relinks layers, removes what dead processes left,
+// records a container whose owner died as exited (releasing its mounts,
+// cgroup and network), releases what stopped containers left, and marks a
+// container that cannot run (its layers are gone, its record is
+// unreadable) dead, so that it can only be removed. What it cannot fix is
+// reported with Repaired false. Check does not stop running containers.
+//
+// Check runs beside other processes using the store: it takes the store
+// lock to judge what is unused, and each container's lock to judge it.
 func (r *Runtime) Check(ctx context.Context, opts ...CheckOption) ([]Problem, error) {
 	var o checkOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var probs []Problem
-	add := func(obj, format string, a ...any) {
-		probs = append(probs, Problem{Object: obj, What: fmt.Sprintf(format, a...)})
-	}
-	refs, err := r.store.Refs()
-	if err != nil {
-		return nil, err
-	}
-	for name, id := range refs {
-		if _, err := r.store.GetImage(id); err != nil {
-			add("tag "+familiar(name), "points at missing image %s", id)
-		}
-	}
-	images, err := r.store.Images()
-	if err != nil {
-		return nil, err
-	}
-	for _, im := range images {
+	c := &checker{r: r, o: o}
+	for _, step := range []func(context.Context) error{c.checkLeftovers, c.checkImages, c.checkBlobs, c.checkLayers, c.checkHost, c.checkContainers, c.checkVolumes} {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if err := step(ctx); err != nil {
+			return c.probs, err
+		}
+	}
+	sort.SliceStable(c.probs, func(i, j int) bool { return c.probs[i].Object < c.probs[j].Object })
+	return c.probs, nil
+}
+
+// checker accumulates one Check's problems.
+type checker struct {
+	r     *Runtime
+	o     checkOptions
+	probs []Problem
+
+	corrupt  map[digest.Digest]bool // blobs whose content does not match (checkBlobs)
+	hostByID map[string][]string    // mounts and run-time paths of existing containers, by ID (checkHost)
+}
+
+// add records a problem; fix, when repairing and not nil, repairs it.
+func (c *checker) add(obj, what string, fix func() error) {
+	p := Problem{Object: obj, What: what}
+	if c.o.repair && fix != nil {
+		if err := fix(); err != nil {
+			p.What += "; repair failed: " + err.Error()
+		} else {
+			p.Repaired = true
+		}
+	}
+	c.probs = append(c.probs, p)
+}
+
+// checkImages checks tags and image records, under the store lock (so
+// that what it repairs is judged on a consistent view), then unpacks
+// missing layers again when repairing.
+func (c *checker) checkImages(ctx context.Context) error {
+	s := c.r.store
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	refs, err := s.Refs()
+	if err != nil {
+		unlock()
+		c.add("tags", fmt.Sprintf("the tag table cannot be read: %v", err), nil)
+		return nil
+	}
+	var dangling []string
+	for name, id := range refs {
+		if _, err := s.GetImage(id); errors.Is(err, errdefs.ErrNotFound) {
+			dangling = append(dangling, name)
+		}
+	}
+	sort.Strings(dangling)
+	for _, name := range dangling {
+		c.add("tag "+familiar(name), fmt.Sprintf("points at missing image %s", refs[name]), func() error {
+			delete(refs, name)
+			return s.PutRefs(refs)
+		})
+	}
+	images, err := s.Images()
+	unlock()
+	if err != nil {
+		return err
+	}
+	type relayer struct {
+		im    *store.Image
+		index int
+	}
+	var missing []relayer
+	for _, im := range images {
 		obj := "image " + im.ID.String()
 		for _, b := range im.Blobs() {
-			if !r.store.HasBlob(b) {
-				add(obj, "blob %s is missing", b)
-			} else if o.verifyBlobs {
-				if err := verifyBlob(r.store, b); err != nil {
-					add(obj, "%v", err)
+			if !s.HasBlob(b) {
+				c.add(obj, fmt.Sprintf("blob %s is missing", b), nil)
+			}
+		}
+		if len(im.Layers) > 0 {
+			chains := store.ChainIDs(diffIDsOf(im))
+			for i, l := range im.Layers {
+				if l.ChainID != chains[i] {
+					c.add(obj, fmt.Sprintf("layer %d has chain ID %s, want %s", i, l.ChainID, chains[i]), nil)
+					continue
+				}
+				rec, err := s.GetLayer(l.ChainID)
+				switch {
+				case err != nil:
+					missing = append(missing, relayer{im, i})
+				case rec.DiffID != l.DiffID:
+					c.add(obj, fmt.Sprintf("layer %s has diffID %s, want %s", l.ChainID, rec.DiffID, l.DiffID), nil)
 				}
 			}
 		}
-		var diffIDs []digest.Digest
-		for _, l := range im.Layers {
-			diffIDs = append(diffIDs, l.DiffID)
-		}
-		chains := store.ChainIDs(diffIDs)
-		for i, l := range im.Layers {
-			if l.ChainID != chains[i] {
-				add(obj, "layer %d has chain ID %s, want %s", i, l.ChainID, chains[i])
-			}
-			if rec, err := r.store.GetLayer(l.ChainID); err != nil {
-				add(obj, "layer %s is not unpacked", l.ChainID)
-			} else if rec.DiffID != l.DiffID {
-				add(obj, "layer %s has diffID %s, want %s", l.ChainID, rec.DiffID, l.DiffID)
+		if _, err := s.ReadBlob(im.ID); err == nil {
+			if _, err := c.r.newImage(im, refs); err != nil {
+				c.add(obj, fmt.Sprintf("config cannot be read: %v", err), nil)
 			}
 		}
 	}
-	layers, err := r.store.Layers()
+	for _, m := range missing {
+		l := m.im.Layers[m.index]
+		c.add("image "+m.im.ID.String(), fmt.Sprintf("layer %s is not unpacked", l.ChainID), func() error {
+			return c.unpackAgain(ctx, m.im, m.index)
+		})
+	}
+	return nil
+}
+
+func diffIDsOf(im *store.Image) []digest.Digest {
+	out := make([]digest.Digest, len(im.Layers))
+	for i, l := range im.Layers {
+		out[i] = l.DiffID
+	}
+	return out
+}
+
+// unpackAgain unpacks layer i of im from its blob (its parents first).
+func (c *checker) unpackAgain(ctx context.Context, im *store.Image, i int) error {
+	s := c.r.store
+	lease := s.NewLease()
+	defer lease.Release()
+	for j := 0; j <= i; j++ {
+		l := im.Layers[j]
+		if _, err := s.GetLayer(l.ChainID); err == nil {
+			continue
+		}
+		var parent digest.Digest
+		if j > 0 {
+			parent = im.Layers[j-1].ChainID
+		}
+		_, err := s.CreateLayer(ctx, lease, parent, l.DiffID, func(dir string) (digest.Digest, int64, error) {
+			f, err := s.OpenBlob(l.Digest)
+			if err != nil {
+				return "", 0, err
+			}
+			defer f.Close()
+			res, err := archive.Apply(ctx, dir, f, archive.ApplyOptions{MaxSize: c.r.opts.maxLayerSize})
+			if err != nil {
+				return "", 0, err
+			}
+			return res.DiffID, res.Size, archive.SyncFS(dir)
+		})
+		if err != nil {
+			return fmt.Errorf("unpack layer %s: %w", l.ChainID, err)
+		}
+	}
+	return nil
+}
+
+// checkBlobs reports (and removes) blobs no image uses and no live
+// operation holds, and with WithBlobVerification those whose content
+// does not match their digest.
+func (c *checker) checkBlobs(ctx context.Context) error {
+	s := c.r.store
+	blobs, odd, err := s.Blobs()
 	if err != nil {
-		return nil, err
+		return err
+	}
+	for _, p := range odd {
+		if stale, ok := staleAtomicTemp(filepath.Base(p)); ok {
+			if stale {
+				c.add("file "+p, "a half-written file of a process that died", func() error { return removeStoreFile(s, p) })
+			}
+			continue
+		}
+		c.add("file "+p, "is not a blob", nil)
+	}
+	if c.o.verifyBlobs {
+		c.corrupt = map[digest.Digest]bool{}
+		for _, d := range blobs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := verifyBlob(s, d); err != nil {
+				c.corrupt[d] = true
+				c.add("blob "+d.String(), err.Error()+"; pull the images that use it again", func() error {
+					unlock, err := s.Lock()
+					if err != nil {
+						return err
+					}
+					defer unlock()
+					return s.RemoveBlobFile(d)
+				})
+			}
+		}
+	}
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	used, _, err := c.usedObjects()
+	if err != nil {
+		return err
+	}
+	leased, err := s.Leased()
+	if err != nil {
+		return err
+	}
+	for _, d := range blobs {
+		if used[d] || leased[d] || c.corrupt[d] || !s.HasBlob(d) {
+			continue
+		}
+		c.add("blob "+d.String(), "is used by no image", func() error { return s.DeleteBlob(d) })
+	}
+	return nil
+}
+
+// usedObjects lists the blobs and layers that image and container
+// records use. The caller holds the store lock.
+func (c *checker) usedObjects() (blobs, layers map[digest.Digest]bool, err error) {
+	s := c.r.store
+	images, err := s.Images()
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, layers = map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	for _, im := range images {
+		for _, b := range im.Blobs() {
+			blobs[b] = true
+		}
+		for _, l := range im.Layers {
+			layers[l.ChainID] = true
+		}
+	}
+	users, err := s.LayerUsers()
+	if err != nil {
+		return nil, nil, err
+	}
+	for l := range users {
+		layers[l] = true
+	}
+	return blobs, layers, nil
+}
+
+// checkLayers checks the layer records, their directories, chains and
+// links, and reports the layers nothing uses.
+func (c *checker) checkLayers(ctx context.Context) error {
+	s := c.r.store
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	layers, err := s.Layers()
+	if err != nil {
+		return err
+	}
+	_, used, err := c.usedObjects()
+	if err != nil {
+		return err
+	}
+	leased, err := s.Leased()
+	if err != nil {
+		return err
+	}
+	have := map[digest.Digest]bool{}
+	for _, l := range layers {
+		have[l.ChainID] = true
+	}
+	links, err := s.LayerLinks()
+	if err != nil {
+		return err
 	}
 	for _, l := range layers {
+		obj := "layer " + l.ChainID.String()
 		if store.ChainID(l.Parent, l.DiffID) != l.ChainID {
-			add("layer "+l.ChainID.String(), "chain ID does not match parent and diffID")
+			c.add(obj, "chain ID does not match parent and diffID", nil)
 		}
-		if fi, err := os.Stat(r.store.LayerDir(l.ChainID)); err != nil || !fi.IsDir() {
-			add("layer "+l.ChainID.String(), "directory is missing")
+		if l.Parent != "" && !have[l.Parent] {
+			c.add(obj, fmt.Sprintf("parent layer %s is missing", l.Parent), nil)
+		}
+		if fi, err := os.Stat(s.LayerDir(l.ChainID)); err != nil || !fi.IsDir() {
+			c.add(obj, "directory is missing", nil)
+		}
+		name := filepath.Base(s.LayerLink(l.ChainID))
+		if target, ok := links[name]; !ok || target != store.LinkTarget(l.ChainID) {
+			what := "link is missing"
+			if ok {
+				what = fmt.Sprintf("link points at %q", target)
+			}
+			c.add(obj, what, func() error { return s.RelinkLayer(l.ChainID) })
+		}
+		if !used[l.ChainID] && !leased[l.ChainID] {
+			c.add(obj, "is used by no image or container", func() error { return s.DeleteLayer(l.ChainID) })
 		}
 	}
-	return probs, nil
+	for name, target := range links {
+		if c.linkInUse(name, target, have) {
+			continue
+		}
+		c.add("link l/"+name, fmt.Sprintf("points at %q, which is not a layer", target), func() error { return s.RemoveLayerLink(name) })
+	}
+	incomplete, err := s.LayerDirs()
+	if err != nil {
+		return err
+	}
+	for _, p := range incomplete {
+		c.add("layer "+p, "has no record", func() error { return s.RemoveIncompleteLayer(p) })
+	}
+	_ = ctx
+	return nil
+}
+
+// linkInUse reports whether the l/ entry name is the link of a stored
+// layer, or of one being created (under its layer lock) right now.
+func (c *checker) linkInUse(name, target string, have map[digest.Digest]bool) bool {
+	hex, ok := strings.CutSuffix(strings.TrimPrefix(target, filepath.Join("..", "layers")+"/"), "/diff")
+	if !ok {
+		return false
+	}
+	chain := digest.NewDigestFromEncoded(digest.SHA256, hex)
+	if chain.Validate() != nil || !strings.HasPrefix(hex, name) {
+		return false
+	}
+	if have[chain] {
+		return true
+	}
+	// A creator makes the link before it renames the layer into place,
+	// holding the layer's lock.
+	lk, err := c.r.store.LockName("layer-" + hex)
+	if err != nil {
+		return true
+	}
+	defer lk.Unlock()
+	_, err = c.r.store.GetLayer(chain)
+	return err == nil
+}
+
+// staleAtomicTemp recognises the temp files of store.WriteFile
+// (".NAME.tmpSEQ-PID") and tells whether their writer is gone.
+func staleAtomicTemp(name string) (stale, ok bool) {
+	if !strings.HasPrefix(name, ".") {
+		return false, false
+	}
+	i := strings.LastIndex(name, ".tmp")
+	if i < 0 {
+		return false, false
+	}
+	_, pid, found := strings.Cut(name[i+len(".tmp"):], "-")
+	n, err := strconv.Atoi(pid)
+	if !found || err != nil || n <= 0 {
+		return false, false
+	}
+	_, err = os.Stat("/proc/" + pid)
+	return err != nil, true
+}
+
+// removeStoreFile removes the file rel (relative to the root).
+func removeStoreFile(s *store.Store, rel string) error {
+	err := os.Remove(s.Path(rel))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// checkLeftovers reports what dead processes left in tmp/ and leases/
+// and their half-written record files.
+func (c *checker) checkLeftovers(_ context.Context) error {
+	s := c.r.store
+	stale, err := s.Stale()
+	if err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		var fixErr error
+		if c.o.repair {
+			fixErr = s.RemoveStale()
+		}
+		sort.Strings(stale)
+		for _, p := range stale {
+			c.add("file "+p, "left by a process that died", func() error { return fixErr })
+		}
+	}
+	for _, dir := range []string{".", "images", "networks"} {
+		c.checkAtomicTemps(dir)
+	}
+	return nil
+}
+
+// checkVolumes checks the volume directories.
+func (c *checker) checkVolumes(_ context.Context) error {
+	r := c.r
+	ents, err := os.ReadDir(r.store.Path("volumes"))
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		rel := filepath.Join("volumes", e.Name())
+		if !e.IsDir() {
+			if stale, ok := staleAtomicTemp(e.Name()); !ok || stale {
+				c.add("file "+rel, "is not a volume", nil)
+			}
+			continue
+		}
+		c.checkAtomicTemps(rel)
+		if _, err := r.readVolume(e.Name()); err != nil {
+			c.add("volume "+e.Name(), fmt.Sprintf("record cannot be read: %v", err), nil)
+			continue
+		}
+		if fi, err := os.Stat(r.volumeData(e.Name())); err != nil || !fi.IsDir() {
+			c.add("volume "+e.Name(), "data directory is missing", func() error { return os.Mkdir(r.volumeData(e.Name()), 0o755) })
+		}
+	}
+	return nil
+}
+
+// checkAtomicTemps reports the half-written files of dead processes in
+// the directory rel (relative to the root).
+func (c *checker) checkAtomicTemps(rel string) {
+	ents, err := os.ReadDir(c.r.store.Path(rel))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if stale, ok := staleAtomicTemp(e.Name()); ok && stale {
+			p := filepath.Join(rel, e.Name())
+			c.add("file "+p, "a half-written file of a process that died", func() error { return removeStoreFile(c.r.store, p) })
+		}
+	}
 }
 
 func verifyBlob(s *store.Store, d digest.Digest) error {

@@ -49,7 +49,13 @@ func (r *Runtime) run(ctx context.Context, spec Spec, opts ...RunOption) (*Conta
 // lockContainer takes the container's cross-process lock, which orders
 // the state changes of start, finalize, stop and remove.
 func (r *Runtime) lockContainer(id string) (*store.FileLock, error) {
-	return r.store.LockName("ctr-" + id)
+	lk, err := r.store.LockName("ctr-" + id)
+	if err == nil {
+		if _, serr := os.Stat(r.containerDir(id)); errors.Is(serr, os.ErrNotExist) {
+			lk.RemoveLock() // no such container (any more): leave no lock file behind
+		}
+	}
+	return lk, err
 }
 
 func (c *Container) start(ctx context.Context, opts ...RunOption) error {
@@ -567,6 +573,7 @@ func (r *Runtime) removeLocked(ctx context.Context, rec *containerRecord) error 
 	}
 	r.autoRemoveVolumesLocked(ctx, rec)
 	_ = os.RemoveAll(r.store.ContainerRunDir(rec.ID))
+	r.store.UnlinkLock("ctr-" + rec.ID) // held by the caller; the container is gone for good
 	r.event(ctx, "container", "destroy", rec.ID, map[string]string{"name": rec.Name})
 	return nil
 }

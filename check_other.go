@@ -1,0 +1,9 @@
+//go:build !linux
+
+package berth
+
+import "context"
+
+// Containers and host state are only checked on Linux.
+func (c *checker) checkContainers(context.Context) error { return nil }
+func (c *checker) checkHost(context.Context) error       { return nil }

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-run/berth/internal/proc"
+)
+
+// What `system check` needs to see of the store beyond its records: every
+// stored blob, the layer links, the leases and the leftovers of dead
+// processes.
+
+// Blobs lists the stored blobs. Files under blobs/ whose names are not
+// sha256 digests are returned in odd (as paths below the root).
+func (s *Store) Blobs() (blobs []digest.Digest, odd []string, err error) {
+	dir := filepath.Join(s.root, "blobs")
+	algs, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range algs {
+		if a.Name() != digest.SHA256.String() || !a.IsDir() {
+			odd = append(odd, filepath.Join("blobs", a.Name()))
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(dir, a.Name()))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range ents {
+			d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+			if d.Validate() != nil || !e.Type().IsRegular() {
+				odd = append(odd, filepath.Join("blobs", a.Name(), e.Name()))
+				continue
+			}
+			blobs = append(blobs, d)
+		}
+	}
+	return blobs, odd, nil
+}
+
+// LayerDirs lists the entries of layers/ that hold no complete layer
+// record (no readable meta.json), as paths below the root.
+func (s *Store) LayerDirs() (incomplete []string, err error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "layers"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		var l Layer
+		if ReadJSON(filepath.Join(s.root, "layers", e.Name(), "meta.json"), &l) != nil {
+			incomplete = append(incomplete, filepath.Join("layers", e.Name()))
+		}
+	}
+	return incomplete, nil
+}
+
+// Leased returns the digests that leases of live processes hold.
+func (s *Store) Leased() (map[digest.Digest]bool, error) {
+	lk, err := s.leaseLock()
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	return s.leased(), nil
+}
+
+// Stale lists what dead processes left in tmp/ and leases/ (paths below
+// the root): what Open removes.
+func (s *Store) Stale() ([]string, error) {
+	var out []string
+	for _, d := range []string{"tmp", "leases"} {
+		ents, err := os.ReadDir(filepath.Join(s.root, d))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			owner, _, _ := strings.Cut(e.Name(), "-")
+			if id, ok := proc.ParseID(owner); ok && id.Alive() {
+				continue
+			}
+			out = append(out, filepath.Join(d, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// RemoveStale removes what dead processes left in tmp/ and leases/, as
+// Open does.
+func (s *Store) RemoveStale() error {
+	if err := s.cleanTmp(); err != nil {
+		return err
+	}
+	return s.cleanLeases()
+}
+
+// LayerLinks maps the names in l/ to their targets ("" for an entry that
+// is not a symlink).
+func (s *Store) LayerLinks() (map[string]string, error) {
+	dir := filepath.Join(s.root, "l")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ents))
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+		out[e.Name()] = target
+	}
+	return out, nil
+}
+
+// LinkTarget is what the l/ link of a layer points at.
+func LinkTarget(chainID digest.Digest) string {
+	return filepath.Join("..", "layers", chainID.Encoded(), "diff")
+}
+
+// RelinkLayer makes the l/ link of a stored layer point at it again.
+func (s *Store) RelinkLayer(chainID digest.Digest) error {
+	if _, err := s.GetLayer(chainID); err != nil {
+		return err
+	}
+	link := s.LayerLink(chainID)
+	tmp := link + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(LinkTarget(chainID), tmp); err != nil {
+		return fmt.Errorf("layer %s: link: %w", chainID, err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("layer %s: link: %w", chainID, err)
+	}
+	return nil
+}
+
+// RemoveLayerLink removes the entry name of l/ (a dangling link). The
+// caller holds the store lock.
+func (s *Store) RemoveLayerLink(name string) error {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return fmt.Errorf("layer link %q: invalid name", name)
+	}
+	err := os.Remove(filepath.Join(s.root, "l", name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// RemoveIncompleteLayer removes an entry of layers/ that holds no layer
+// record (rel as LayerDirs returns it). The caller holds the store lock.
+func (s *Store) RemoveIncompleteLayer(rel string) error {
+	name, ok := strings.CutPrefix(rel, "layers"+string(filepath.Separator))
+	if !ok || name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return fmt.Errorf("layer dir %q: invalid name", rel)
+	}
+	lk, err := s.LockName("layer-" + name)
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
+	var l Layer
+	if ReadJSON(filepath.Join(s.root, "layers", name, "meta.json"), &l) == nil {
+		return nil // completed meanwhile
+	}
+	tmp := s.TempName("rmlayer")
+	if err := os.Rename(filepath.Join(s.root, "layers", name), tmp); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return RemoveAll(tmp)
+}
+
+// RemoveBlobFile removes the blob file d whatever its content (a corrupt
+// blob, so that a pull fetches it again). The caller holds the store lock.
+func (s *Store) RemoveBlobFile(d digest.Digest) error {
+	if d.Validate() != nil {
+		return fmt.Errorf("blob %q: invalid digest", d)
+	}
+	err := os.Remove(s.BlobPath(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Locks lists the names of the lock files under locks/.
+func (s *Store) Locks() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "locks"))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+// RemoveLock deletes the file of lock name, which the caller holds. Only
+// for the locks of objects that can never exist again (a removed
+// container's ID): a process that waited on the old file and gets it
+// after the removal then finds the object gone, as one that opens the
+// name afresh does.
+func (l *FileLock) RemoveLock() {
+	_ = os.Remove(l.f.Name())
+}
+
+// UnlinkLock deletes the file of lock name, which the caller holds (see
+// FileLock.RemoveLock for when that is safe).
+func (s *Store) UnlinkLock(name string) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return
+	}
+	_ = os.Remove(filepath.Join(s.root, "locks", name))
+}
