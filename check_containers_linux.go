@@ -61,7 +61,9 @@ func (c *checker) checkContainer(ctx context.Context, id string, pids []int) {
 	if errors.Is(err, errdefs.ErrNotFound) {
 		if _, err := os.Stat(r.containerDir(id)); err == nil {
 			c.add(obj, "has no record (its create crashed)", func() error {
-				r.removeUnfinished(id)
+				if err := r.removeRecordless(id); err != nil {
+					return err
+				}
 				if !r.containerExists(id) {
 					lk.RemoveLock()
 				}
@@ -357,6 +359,26 @@ func (c *checker) checkOrphan(ctx context.Context, id string, paths []string) {
 			})
 		}
 	}
+}
+
+// removeRecordless removes the directory of container id if it still
+// has no record, under the store lock (which a create holds until the
+// record is written).
+func (r *Runtime) removeRecordless(id string) error {
+	unlock, err := r.store.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if r.containerExists(id) {
+		return nil
+	}
+	gone := r.store.TempName("rmctr")
+	if err := os.Rename(r.containerDir(id), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	_ = os.RemoveAll(r.store.ContainerRunDir(id))
+	return store.RemoveAll(gone)
 }
 
 // containerExists reports whether container id has a record.

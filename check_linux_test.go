@@ -203,7 +203,7 @@ func TestCheckRepairsContainers(t *testing.T) {
 	mounted := create("mounted")
 	rootfs := filepath.Join(root, "containers", mounted.ID(), "rootfs")
 	mountTmpfs(t, rootfs)
-	cg, err := cgroup.New(berth.ContainerCgroupPath(mounted))
+	cg, err := cgroup.New("berth/" + mounted.ID()) // the default cgroup parent
 	if err != nil {
 		t.Fatal(err)
 	}
