@@ -510,6 +510,12 @@ func (c *checker) checkAtomicTemps(rel string) {
 	}
 }
 
+// isLive reports whether a container of this status has a process (or
+// is about to be restarted).
+func isLive(status string) bool {
+	return status == StatusRunning || status == StatusPaused || status == StatusRestarting
+}
+
 func verifyBlob(s *store.Store, d digest.Digest) error {
 	f, err := s.OpenBlob(d)
 	if err != nil {

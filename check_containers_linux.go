@@ -116,10 +116,6 @@ func (c *checker) checkContainer(ctx context.Context, id string, pids []int) {
 	c.checkStopped(ctx, rec, st, pids)
 }
 
-func isLive(status string) bool {
-	return status == StatusRunning || status == StatusPaused || status == StatusRestarting
-}
-
 // checkLive checks a container recorded as running, paused or restarting.
 func (c *checker) checkLive(ctx context.Context, rec *containerRecord, st *containerState, pids []int) {
 	r := c.r

@@ -10,11 +10,12 @@ import (
 	"github.com/berth-run/berth"
 )
 
-// systemCommands returns version, info and system (df, info).
+// systemCommands returns version, info, system (df, info, check, prune)
+// and container prune (prune.go).
 func systemCommands(g *globals) []*cobra.Command {
 	system := &cobra.Command{Use: "system", Short: "Manage berth"}
-	system.AddCommand(dfCmd(g), infoCmd(g))
-	return []*cobra.Command{system, versionCmd(), infoCmd(g)}
+	system.AddCommand(dfCmd(g), infoCmd(g), systemCheckCmd(g), systemPruneCmd(g))
+	return []*cobra.Command{system, versionCmd(), infoCmd(g), containerGroup(g)}
 }
 
 // version is berth's module version, from the build information.
