@@ -88,7 +88,9 @@ func (c *Container) CopyTo(ctx context.Context, dstPath string, r io.Reader) err
 // directory's contents). The parent of hostPath must exist. Whatever the
 // container holds, nothing outside hostPath (or, for a new hostPath, its
 // parent) is written: symlinks in the copied tree stay symlinks and are
-// never followed on the host.
+// never followed on the host, device nodes are left out, and without
+// CopyArchive set-user-ID and set-group-ID bits are cleared (the files
+// belong to the caller).
 func (c *Container) CopyOut(ctx context.Context, srcPath, hostPath string, opts ...CopyOption) error {
 	return c.copyOut(ctx, srcPath, hostPath, makeCopyOptions(opts))
 }
