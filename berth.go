@@ -99,6 +99,12 @@ func Open(ctx context.Context, opts ...Option) (*Runtime, error) {
 		s.Close()
 		return nil, err
 	}
+	// Containers whose owner or creator died, and Creates that crashed
+	// (monitor_repair_linux.go).
+	if err := r.repairContainers(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open store: repair containers: %w", err)
+	}
 	return r, nil
 }
 

@@ -43,6 +43,8 @@ func runWorker(kind string) int {
 			return 1
 		}
 		return 0
+	case "detach", "die-with-creator": // monitor_linux_test.go
+		return monitorWorker(ctx, rt, kind)
 	}
 	fmt.Fprintln(os.Stderr, "unknown worker", kind)
 	return 2

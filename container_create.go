@@ -144,6 +144,9 @@ func (r *Runtime) validateSpec(spec *Spec, im *Image) error {
 	if spec.RestartPolicy.MaximumRetryCount < 0 || spec.RestartPolicy.MaximumRetryCount > 0 && spec.RestartPolicy.Name != RestartOnFailure {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid restart policy: maximum retry count cannot be used with restart policy '%s'", spec.RestartPolicy.Name))
 	}
+	if _, err := parseLogConfig(spec.LogConfig); err != nil {
+		return err
+	}
 	if spec.StopTimeout != nil && *spec.StopTimeout < -1 {
 		return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid stop timeout %d", *spec.StopTimeout))
 	}

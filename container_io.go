@@ -1,11 +1,8 @@
 package berth
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -17,6 +14,12 @@ type runOptions struct {
 	stdout, stderr io.Writer
 	detach         bool
 	tieToCreator   bool
+
+	// Set by the monitor (monitor_linux.go) for the containers it runs:
+	// hubReady sees the attach hub before the process starts (attaches
+	// waiting for the start join it), onExit sees each exit's state.
+	hubReady func(h *attachHub)
+	onExit   func(st *containerState)
 }
 
 // WithStdin streams r to the container's standard input (docker -i). The
@@ -43,78 +46,33 @@ func makeRunOptions(opts []RunOption) runOptions {
 const logFileName = "container-json.log"
 
 // logEntry is one line of a container log, as docker's json-file driver
-// writes it.
+// writes it. The writer (with rotation) is in logs_writer.go.
 type logEntry struct {
-	Log    string    `json:"log"`
-	Stream string    `json:"stream"`
-	Time   time.Time `json:"time"`
+	Log    string            `json:"log"`
+	Stream string            `json:"stream"`
+	Time   time.Time         `json:"time"`
+	Attrs  map[string]string `json:"attrs,omitempty"`
 }
-
-// logWriter appends a container's output to its log file, one entry per
-// line, from several streams at once.
-type logWriter struct {
-	mu sync.Mutex // guards f
-	f  *os.File
-}
-
-func openLog(path string) (*logWriter, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	return &logWriter{f: f}, nil
-}
-
-func (l *logWriter) write(stream string, line []byte) {
-	b, err := json.Marshal(logEntry{Log: string(line), Stream: stream, Time: time.Now().UTC()})
-	if err != nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = l.f.Write(append(b, '\n'))
-}
-
-func (l *logWriter) Close() error { return l.f.Close() }
 
 // maxLogLine bounds a log entry without a newline, as docker's 16 KiB.
 const maxLogLine = 16 << 10
 
 // pump copies r to the log (split into lines) and to w (if not nil)
-// until r ends; done is called when it has.
+// until r ends; done is called when it has. A pipe is read through Go's
+// poller with a buffer borrowed only while data flows, so an idle
+// container holds none (linePump, logs_writer.go).
 func pump(r io.Reader, w io.Writer, log *logWriter, stream string, done func()) {
 	defer done()
+	lp := &linePump{w: w, log: log, stream: stream}
+	defer lp.flush()
+	if f, ok := r.(*os.File); ok && lp.pollFile(f) {
+		return
+	}
 	buf := make([]byte, 32<<10)
-	var line []byte
 	for {
 		n, err := r.Read(buf)
-		if n > 0 {
-			chunk := buf[:n]
-			if w != nil {
-				_, _ = w.Write(chunk)
-			}
-			if log != nil {
-				for len(chunk) > 0 {
-					i := bytes.IndexByte(chunk, '\n')
-					if i < 0 {
-						line = append(line, chunk...)
-						if len(line) >= maxLogLine {
-							log.write(stream, line)
-							line = line[:0]
-						}
-						break
-					}
-					line = append(line, chunk[:i+1]...)
-					log.write(stream, line)
-					line = line[:0]
-					chunk = chunk[i+1:]
-				}
-			}
-		}
+		lp.chunk(buf[:n])
 		if err != nil {
-			if len(line) > 0 && log != nil {
-				log.write(stream, line)
-			}
 			return
 		}
 	}

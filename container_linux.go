@@ -30,6 +30,10 @@ type ownedContainer struct {
 	rc   *runtime.Container
 	done chan struct{} // closed once the exit is recorded and resources released
 	exit int           // valid after done
+	hub  *attachHub    // the streams' attach point (attach.go)
+	// onExit, when set (by the monitor), sees the exit's state before it
+	// is written, under the container lock (restart.go).
+	onExit func(st *containerState)
 }
 
 func (r *Runtime) run(ctx context.Context, spec Spec, opts ...RunOption) (*Container, error) {
@@ -60,6 +64,9 @@ func (r *Runtime) lockContainer(id string) (*store.FileLock, error) {
 
 func (c *Container) start(ctx context.Context, opts ...RunOption) error {
 	o := makeRunOptions(opts)
+	if o.detach {
+		return c.startDetached(ctx, o) // monitor_client_linux.go
+	}
 	r := c.rt
 	lk, err := r.lockContainer(c.rec.ID)
 	if err != nil {
@@ -81,6 +88,7 @@ func (c *Container) start(ctx context.Context, opts ...RunOption) error {
 		return err
 	}
 	c.rec = rec
+	st.RestartCount = 0 // a user's start, as docker's
 	return c.startOwned(ctx, o, st)
 }
 
@@ -138,11 +146,16 @@ func (c *Container) startOwned(ctx context.Context, o runOptions, st *containerS
 	}
 
 	// Standard streams: pipes (or the terminal) pumped into the log.
-	log, err := openLog(filepath.Join(dir, logFileName))
+	log, err := openLog(filepath.Join(dir, logFileName), &rec.Spec)
 	if err != nil {
 		return err
 	}
 	undo = append(undo, func() { log.Close() })
+	hub := newAttachHub(rec.Spec.OpenStdin, &o)
+	undo = append(undo, func() { hub.close(-1, fmt.Errorf("container %s did not start", rec.Name)) })
+	if o.hubReady != nil {
+		o.hubReady(hub)
+	}
 	stdio, err := newStdio(spec.Process.Terminal, o)
 	if err != nil {
 		return err
@@ -179,7 +192,8 @@ func (c *Container) startOwned(ctx context.Context, o runOptions, st *containerS
 	if err := r.writeState(id, st); err != nil {
 		return err
 	}
-	oc := &ownedContainer{rc: rc, done: make(chan struct{})}
+	oc := &ownedContainer{rc: rc, done: make(chan struct{}), hub: hub, onExit: o.onExit}
+	hub.setResize(rc.Resize)
 	stdio.start(rc.Console(), log, o)
 	if err := rc.Start(ctx); err != nil {
 		return err
@@ -223,9 +237,14 @@ func (c *Container) mountRootfs() error {
 func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	r, id := c.rt, c.rec.ID
 	ctx := context.Background()
+	// Wait for the exit in Go's poller (a pidfd), so that a process
+	// running many containers (the monitor) holds no thread per
+	// container in a blocking wait (monitor_linux.go).
+	_ = waitProcessExit(context.Background(), proc.ID{PID: oc.rc.Pid(), Start: oc.rc.State().StartTime})
 	es, _ := oc.rc.Wait()
 	io.wait(2 * time.Second)
 	log.Close()
+	oc.hub.close(es.Code, nil)
 	oom := false
 	if cg, err := cgroup.New(r.cgroupPath(&c.rec.Spec, id)); err == nil {
 		if n, err := cg.OOMKillCount(); err == nil && n > 0 {
@@ -247,6 +266,9 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	st.OOMKilled = oom
 	st.FinishedAt = time.Now().UTC()
 	st.Error = ""
+	if oc.onExit != nil {
+		oc.onExit(st)
+	}
 	_ = r.writeState(id, st)
 	oc.exit = es.Code
 	r.event(ctx, "container", "die", id, map[string]string{"name": c.rec.Name, "exitCode": fmt.Sprint(es.Code)})
@@ -466,6 +488,12 @@ func (c *Container) stop(ctx context.Context, timeout *time.Duration) error {
 	if st.Status != StatusRunning && st.Status != StatusPaused && st.Status != StatusRestarting {
 		return nil
 	}
+	if st.Status == StatusRestarting {
+		// Waiting for its restart: stopping cancels it (restart.go).
+		if cancelled, err := r.cancelRestart(ctx, c.rec.ID); cancelled || err != nil {
+			return err
+		}
+	}
 	wait := 10 * time.Second
 	if c.rec.Spec.StopTimeout != nil {
 		wait = time.Duration(*c.rec.Spec.StopTimeout) * time.Second
@@ -517,6 +545,11 @@ func (c *Container) remove(ctx context.Context, opts ...RemoveOption) error {
 	if st.Status == StatusRunning || st.Status == StatusPaused || st.Status == StatusRestarting {
 		if !o.force {
 			return errdefs.New(errdefs.ErrConflict, fmt.Sprintf("cannot remove container %q: container is %s: stop the container before removing or force remove", "/"+c.rec.Name, st.Status))
+		}
+		if st.Status == StatusRestarting {
+			if _, err := r.cancelRestart(ctx, c.rec.ID); err != nil {
+				return err
+			}
 		}
 		if err := c.kill(ctx, syscall.SIGKILL); err != nil && !errors.Is(err, errdefs.ErrNotRunning) {
 			return err
@@ -668,12 +701,12 @@ func (s *stdio) wait(max time.Duration) {
 	}
 }
 
-func (c *Container) resize(_ context.Context, width, height uint16) error {
+func (c *Container) resize(ctx context.Context, width, height uint16) error {
 	if oc := c.owned; oc != nil {
 		if err := oc.rc.Resize(width, height); err != nil {
 			return errdefs.Wrap(errdefs.ErrInvalid, "resize", err)
 		}
 		return nil
 	}
-	return errdefs.New(errdefs.ErrNotSupported, "resize: the container's terminal belongs to another process")
+	return c.resizeRemote(ctx, width, height) // monitor_client_linux.go
 }

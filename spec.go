@@ -112,6 +112,10 @@ type Spec struct {
 	RestartPolicy RestartPolicy
 	// AutoRemove removes the container when it exits (docker --rm).
 	AutoRemove bool
+	// LogConfig selects the log driver and its rotation (docker
+	// --log-driver, --log-opt); the default is json-file, rotated at
+	// 20 MB with 5 files kept.
+	LogConfig LogConfig
 	// DieWithCreator kills and removes a detached container when the
 	// process that created it exits, however it exits (berthtest uses it:
 	// a killed test leaves no container behind). Foreground containers

@@ -32,6 +32,8 @@ type containerFlags struct {
 	env, envFile, labels, capAdd, capDrop, ulimits, securityOpt, publish, volumes, mounts, tmpfs               []string
 	volumesFrom, dns, dnsSearch, dnsOption, addHost, devices, groupAdd, sysctls, aliases, labelFile            []string
 	detachKeys                                                                                                 string
+	logDriver                                                                                                  string
+	logOpts                                                                                                    []string
 }
 
 func (f *containerFlags) register(fl *pflag.FlagSet) {
@@ -78,6 +80,8 @@ func (f *containerFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.shmSize, "shm-size", "", "Size of /dev/shm")
 	fl.StringVar(&f.platform, "platform", "", "Set platform if server is multi-platform capable")
 	fl.StringVar(&f.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	fl.StringVar(&f.logDriver, "log-driver", "", "Logging driver for the container (json-file, local, none)")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "Log driver options (max-size, max-file, labels, env)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "Set environment variables")
 	fl.StringArrayVar(&f.envFile, "env-file", nil, "Read in a file of environment variables")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "Set meta data on a container")
@@ -117,6 +121,17 @@ func (f *containerFlags) spec(cmd *cobra.Command, image string, args []string) (
 		if f.entrypoint != "" {
 			s.Entrypoint = []string{f.entrypoint}
 		}
+	}
+	s.LogConfig.Type = f.logDriver
+	for _, o := range f.logOpts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			return s, fmt.Errorf("invalid log opt %q: expected KEY=VALUE", o)
+		}
+		if s.LogConfig.Config == nil {
+			s.LogConfig.Config = map[string]string{}
+		}
+		s.LogConfig.Config[k] = v
 	}
 	if fl.Changed("stop-timeout") {
 		t := f.stopTimeout
@@ -278,6 +293,7 @@ func createCmd(g *globals) *cobra.Command {
 
 func runCmd(g *globals) *cobra.Command {
 	f := &containerFlags{}
+	sigProxy := true
 	c := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create and run a new container from an image",
@@ -295,10 +311,16 @@ func runCmd(g *globals) *cobra.Command {
 			if f.detach {
 				return runDetached(cmd, rt, spec)
 			}
+			if f.interactive || f.tty {
+				// Under the monitor with this terminal attached, so
+				// that the detach keys work (detach.go).
+				return runInteractive(cmd, rt, spec, f.detachKeys, sigProxy)
+			}
 			return runForeground(cmd, rt, spec, f.interactive)
 		},
 	}
 	f.register(c.Flags())
+	c.Flags().BoolVar(&sigProxy, "sig-proxy", true, "Proxy received signals to the process")
 	return c
 }
 
@@ -389,6 +411,7 @@ func exitCodeFor(err error) int {
 
 func startCmd(g *globals) *cobra.Command {
 	var attach, interactive bool
+	var detachKeys string
 	c := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
@@ -403,33 +426,14 @@ func startCmd(g *globals) *cobra.Command {
 				if len(args) > 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
 				}
-				c, err := rt.Container(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				opts := []berth.RunOption{berth.WithStdout(cmd.OutOrStdout()), berth.WithStderr(cmd.ErrOrStderr())}
-				if interactive {
-					opts = append(opts, berth.WithStdin(cmd.InOrStdin()))
-				}
-				if err := c.Start(ctx, opts...); err != nil {
-					return err
-				}
-				stop := forwardSignals(ctx, c, c.Spec().Tty)
-				defer stop()
-				code, err := c.Wait(context.WithoutCancel(ctx))
-				if err != nil {
-					return err
-				}
-				if code != 0 {
-					return exitError{code: code}
-				}
-				return nil
+				return startAttached(cmd, rt, args[0], interactive, detachKeys) // detach.go
 			}
 			return startDetached(cmd, rt, args)
 		},
 	}
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
+	c.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return c
 }
 
@@ -580,7 +584,7 @@ func eachContainer(cmd *cobra.Command, rt *berth.Runtime, args []string, fn func
 }
 
 func stopCmd(g *globals) *cobra.Command {
-	var timeout int
+	var timeout func(*cobra.Command) *time.Duration
 	var signalName string
 	c := &cobra.Command{
 		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
@@ -592,16 +596,11 @@ func stopCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var t *time.Duration
-			if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
-				d := time.Duration(timeout) * time.Second
-				t = &d
-			}
+			t := timeout(cmd)
 			return eachContainer(cmd, rt, args, func(c *berth.Container, _ string) error { return c.Stop(ctx, t) })
 		},
 	}
-	c.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
-	c.Flags().IntVar(&timeout, "timeout", 10, "Seconds to wait before killing the container")
+	timeout = timeoutFlags(c) // detach.go
 	c.Flags().StringVarP(&signalName, "signal", "s", "", "Signal to send to the container (accepted: the container's stop signal is used)")
 	return c
 }
