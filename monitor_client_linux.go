@@ -29,6 +29,7 @@ func (c *Container) startDetached(ctx context.Context, o runOptions) error {
 	if _, err := c.rt.monitorRequest(ctx, nil, req); err != nil {
 		return fmt.Errorf("start container %s: %w", c.rec.Name, err)
 	}
+	c.owned = nil // a run of this process before is over; Wait asks the store
 	return nil
 }
 
@@ -88,16 +89,8 @@ func (r *Runtime) dialMonitor(ctx context.Context, owner *proc.ID) (*shim.Conn, 
 // dialOwner connects to the running monitor whose identity is owner: the
 // store's monitor, or the one of this protocol version.
 func (r *Runtime) dialOwner(ctx context.Context, owner proc.ID) (*shim.Conn, error) {
-	for _, sock := range []string{shim.Socket(r.opts.runRoot), shim.VersionedSocket(r.opts.runRoot)} {
-		c, err := shim.Dial(ctx, sock)
-		if err != nil {
-			continue
-		}
-		h, err := shim.ClientHello(c)
-		if err == nil && h.Monitor == owner {
-			return c, nil
-		}
-		c.Close()
+	if c, _, ok := r.dialRunning(ctx, func(h shim.Hello) bool { return h.Monitor == owner }); ok {
+		return c, nil
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -241,18 +234,32 @@ func lastLines(path string, n int) string {
 	return strings.TrimSpace(string(bytes.Join(lines, []byte("; "))))
 }
 
+// dialRunning connects to a running monitor of the store that speaks
+// this protocol version and that match accepts (nil: any), without
+// starting one: the store's, or the one of this version beside it.
+func (r *Runtime) dialRunning(ctx context.Context, match func(shim.Hello) bool) (*shim.Conn, shim.Hello, bool) {
+	for _, sock := range []string{shim.Socket(r.opts.runRoot), shim.VersionedSocket(r.opts.runRoot)} {
+		c, err := shim.Dial(ctx, sock)
+		if err != nil {
+			continue
+		}
+		h, err := shim.ClientHello(c)
+		if err == nil && (match == nil || match(h)) {
+			return c, h, true
+		}
+		c.Close()
+	}
+	return nil, shim.Hello{}, false
+}
+
 // monitorStatus reports the pid of the store's running monitor and the
 // containers it watches; pid 0 when none runs. It never starts one.
 func (r *Runtime) monitorStatus(ctx context.Context) (int, []string, error) {
-	c, err := shim.Dial(ctx, shim.Socket(r.opts.runRoot))
-	if err != nil {
+	c, h, ok := r.dialRunning(ctx, nil)
+	if !ok {
 		return 0, nil, nil
 	}
 	defer c.Close()
-	h, err := shim.ClientHello(c)
-	if err != nil {
-		return 0, nil, err
-	}
 	if err := c.WriteJSON(shim.Control, shim.Request{Op: shim.OpStatus}); err != nil {
 		return 0, nil, err
 	}
@@ -266,15 +273,11 @@ func (r *Runtime) monitorStatus(ctx context.Context) (int, []string, error) {
 // shutdownMonitor makes the store's monitor exit now if it is idle
 // (ErrConflict if it is not) and waits until it has. No monitor is fine.
 func (r *Runtime) shutdownMonitor(ctx context.Context) error {
-	c, err := shim.Dial(ctx, shim.Socket(r.opts.runRoot))
-	if err != nil {
+	c, h, ok := r.dialRunning(ctx, nil)
+	if !ok {
 		return nil
 	}
 	defer c.Close()
-	h, err := shim.ClientHello(c)
-	if err != nil {
-		return err
-	}
 	if err := c.WriteJSON(shim.Control, shim.Request{Op: shim.OpShutdown}); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-run/berth"
 	"github.com/berth-run/berth/internal/proc"
+	"github.com/berth-run/berth/internal/shim"
 	"github.com/berth-run/berth/internal/testutil"
 )
 
@@ -560,4 +561,64 @@ func TestMonitorMemoryPerContainer(t *testing.T) {
 	if per > 0.5 {
 		t.Errorf("monitor PSS per container %.3f MiB exceeds conmon's 0.5 MiB", per)
 	}
+}
+
+// TestMonitorOfAnotherVersionIsLeftAlone: a program built from another
+// berth version runs the store's monitor; this one uses a monitor of its
+// own protocol version beside it, for starts, attach and resize.
+func TestMonitorOfAnotherVersionIsLeftAlone(t *testing.T) {
+	rt := detachedRuntime(t)
+	ctx := context.Background()
+	if err := os.MkdirAll(rt.RunRoot(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(rt.RunRoot(), "monitor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := shim.Listen(shim.Socket(rt.RunRoot()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		os.Remove(shim.Socket(rt.RunRoot()))
+		lock.Close()
+	})
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c := shim.NewConn(nc)
+			var h shim.Hello
+			_ = c.ReadJSON(shim.Control, &h)
+			_ = c.WriteJSON(shim.Control, shim.Hello{Proto: shim.Version + 1, Monitor: proc.Self()})
+			c.Close()
+		}
+	}()
+	spec := busybox("sh", "-c", "while :; do stty size; sleep 0.05; done")
+	spec.Tty = true
+	c := runDetached(t, rt, spec)
+	if _, err := os.Stat(shim.VersionedSocket(rt.RunRoot())); err != nil {
+		t.Fatalf("no monitor of this version: %v", err)
+	}
+	mpid, ids, err := berth.MonitorStatus(ctx, rt)
+	if err != nil || mpid == os.Getpid() || len(ids) != 1 || ids[0] != c.ID() {
+		t.Fatalf("monitor %d watches %v (%v)", mpid, ids, err)
+	}
+	if err := c.Resize(ctx, 99, 33); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	a, err := c.Attach(ctx, berth.AttachOptions{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new size through the attachment", func() bool { return strings.Contains(out.String(), "33 99") })
+	a.Close()
 }
