@@ -1,12 +1,14 @@
 # berth - make targets for users and CI.
 #   make demo   build the CLI and run a container (needs root)
 #   make test   install test dependencies and run every test (needs root)
+#   make fixtures  build the service images (Debian, redis, mariadb, tomcat)
+#               into the machine's cache, /var/cache/berth-fixtures (needs root)
 
 GO ?= go
 BIN := bin/berth
 export BERTH_TEST_STRICT ?= 1
 
-.PHONY: all build demo test deps vet
+.PHONY: all build demo test deps vet fixtures
 
 all: build
 
@@ -20,9 +22,14 @@ vet:
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
+	cd examples/berthtest && $(GO) vet ./...
 
 demo: deps build
 	./scripts/demo.sh
 
-test: deps vet
+# Built once per machine (cached by recipe); the tests load them from there.
+fixtures: deps
+	CGO_ENABLED=0 $(GO) run ./internal/fixtures/cmd -cache
+
+test: deps vet fixtures
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 60m ./...
