@@ -95,6 +95,7 @@ func Open(ctx context.Context, opts ...Option) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{store: s, opts: o}
+	r.repairLeftovers(ctx) // of killed starts and removals (check_containers_linux.go)
 	if err := ctx.Err(); err != nil {
 		s.Close()
 		return nil, err

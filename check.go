@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -246,11 +245,8 @@ func (c *checker) checkBlobs(ctx context.Context) error {
 		return err
 	}
 	for _, p := range odd {
-		if stale, ok := staleAtomicTemp(filepath.Base(p)); ok {
-			if stale {
-				c.add("file "+p, "a half-written file of a process that died", func() error { return removeStoreFile(s, p) })
-			}
-			continue
+		if _, ok := store.StaleTempFile(filepath.Base(p)); ok {
+			continue // checkLeftovers' business
 		}
 		c.add("file "+p, "is not a blob", nil)
 	}
@@ -356,7 +352,7 @@ func (c *checker) checkLayers(ctx context.Context) error {
 		if store.ChainID(l.Parent, l.DiffID) != l.ChainID {
 			c.add(obj, "chain ID does not match parent and diffID", nil)
 		}
-		if l.Parent != "" && !have[l.Parent] {
+		if l.Parent != "" && !have[l.Parent] && !leased[l.ChainID] { // a pull unpacks layers in parallel
 			c.add(obj, fmt.Sprintf("parent layer %s is missing", l.Parent), nil)
 		}
 		if fi, err := os.Stat(s.LayerDir(l.ChainID)); err != nil || !fi.IsDir() {
@@ -416,25 +412,6 @@ func (c *checker) linkInUse(name, target string, have map[digest.Digest]bool) bo
 	return err == nil
 }
 
-// staleAtomicTemp recognises the temp files of store.WriteFile
-// (".NAME.tmpSEQ-PID") and tells whether their writer is gone.
-func staleAtomicTemp(name string) (stale, ok bool) {
-	if !strings.HasPrefix(name, ".") {
-		return false, false
-	}
-	i := strings.LastIndex(name, ".tmp")
-	if i < 0 {
-		return false, false
-	}
-	_, pid, found := strings.Cut(name[i+len(".tmp"):], "-")
-	n, err := strconv.Atoi(pid)
-	if !found || err != nil || n <= 0 {
-		return false, false
-	}
-	_, err = os.Stat("/proc/" + pid)
-	return err != nil, true
-}
-
 // removeStoreFile removes the file rel (relative to the root).
 func removeStoreFile(s *store.Store, rel string) error {
 	err := os.Remove(s.Path(rel))
@@ -462,7 +439,7 @@ func (c *checker) checkLeftovers(_ context.Context) error {
 			c.add("file "+p, "left by a process that died", func() error { return fixErr })
 		}
 	}
-	for _, dir := range []string{".", "images", "networks"} {
+	for _, dir := range s.AtomicTempDirs() {
 		c.checkAtomicTemps(dir)
 	}
 	return nil
@@ -478,12 +455,11 @@ func (c *checker) checkVolumes(_ context.Context) error {
 	for _, e := range ents {
 		rel := filepath.Join("volumes", e.Name())
 		if !e.IsDir() {
-			if stale, ok := staleAtomicTemp(e.Name()); !ok || stale {
+			if stale, ok := store.StaleTempFile(e.Name()); !ok || stale {
 				c.add("file "+rel, "is not a volume", nil)
 			}
 			continue
 		}
-		c.checkAtomicTemps(rel)
 		if _, err := r.readVolume(e.Name()); err != nil {
 			c.add("volume "+e.Name(), fmt.Sprintf("record cannot be read: %v", err), nil)
 			continue
@@ -503,7 +479,7 @@ func (c *checker) checkAtomicTemps(rel string) {
 		return
 	}
 	for _, e := range ents {
-		if stale, ok := staleAtomicTemp(e.Name()); ok && stale {
+		if stale, ok := store.StaleTempFile(e.Name()); ok && stale {
 			p := filepath.Join(rel, e.Name())
 			c.add("file "+p, "a half-written file of a process that died", func() error { return removeStoreFile(c.r.store, p) })
 		}

@@ -33,7 +33,7 @@ func (c *checker) checkContainers(ctx context.Context) error {
 			return err
 		}
 		if !e.IsDir() || len(e.Name()) != 64 || !hexPrefix.MatchString(e.Name()) {
-			if stale, ok := staleAtomicTemp(e.Name()); ok && !stale {
+			if stale, ok := store.StaleTempFile(e.Name()); ok && !stale {
 				continue
 			}
 			rel := filepath.Join("containers", e.Name())
@@ -56,14 +56,11 @@ func (c *checker) checkContainer(ctx context.Context, id string, pids []int) {
 	}
 	defer lk.Unlock()
 	obj := "container " + id[:12]
-	c.checkAtomicTemps(filepath.Join("containers", id))
 	rec, err := r.readRecord(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		if _, err := os.Stat(r.containerDir(id)); err == nil {
 			c.add(obj, "has no record (its create crashed)", func() error {
-				if err := r.removeRecordless(id); err != nil {
-					return err
-				}
+				r.removeUnfinished(id)
 				if !r.containerExists(id) {
 					lk.RemoveLock()
 				}
@@ -132,6 +129,11 @@ func (c *checker) checkLive(ctx context.Context, rec *containerRecord, st *conta
 	}
 	if !st.Init.Alive() {
 		return // its owner records the exit, or restarts it
+	}
+	if st.Status == StatusPaused && st.PausedBy.PID != 0 && !st.PausedBy.Alive() {
+		c.add(obj, fmt.Sprintf("was paused by process %d (a commit), which is gone", st.PausedBy.PID), func() error {
+			return (&Container{rt: r, rec: rec}).setPausedLocked(ctx, rec, st, false)
+		})
 	}
 	if sameMountNamespace(st.Owner.PID) && !overlay.Mounted(filepath.Join(r.containerDir(rec.ID), "rootfs")) {
 		c.add(obj, "runs without its root filesystem mounted", nil)
@@ -357,24 +359,66 @@ func (c *checker) checkOrphan(ctx context.Context, id string, paths []string) {
 	}
 }
 
-// removeRecordless removes the directory of container id if it still
-// has no record, under the store lock (which a create holds until the
-// record is written).
-func (r *Runtime) removeRecordless(id string) error {
-	unlock, err := r.store.Lock()
+// repairLeftovers is Open's repair of what killed operations leave that
+// the repair of containers with a dead owner does not see: the mounts,
+// run-time state and cgroup of a container whose start was killed before
+// it was recorded as running, a container left paused by a commit that
+// was killed, and the lock files of containers whose removal was killed. A container whose lock is held is left alone:
+// someone works on it.
+func (r *Runtime) repairLeftovers(ctx context.Context) {
+	r.removeStaleLocks()
+	ids, err := r.store.ContainerIDs()
 	if err != nil {
-		return err
+		return
 	}
-	defer unlock()
-	if r.containerExists(id) {
-		return nil
+	for _, id := range ids {
+		st, err := r.readState(id)
+		if err != nil {
+			continue
+		}
+		pauserGone := st.Status == StatusPaused && st.PausedBy.PID != 0 && !st.PausedBy.Alive()
+		if isLive(st.Status) && !pauserGone {
+			continue
+		}
+		if !pauserGone {
+			_, runErr := os.Stat(r.store.ContainerRunDir(id))
+			if runErr != nil && !overlay.Mounted(filepath.Join(r.containerDir(id), "rootfs")) {
+				continue
+			}
+		}
+		lk, ok, err := r.store.TryLockName("ctr-" + id)
+		if err != nil || !ok {
+			continue
+		}
+		st, err = r.readState(id)
+		rec, rerr := r.readRecord(id)
+		switch {
+		case err != nil || rerr != nil:
+		case st.Status == StatusPaused && st.PausedBy.PID != 0 && !st.PausedBy.Alive():
+			_ = (&Container{rt: r, rec: rec}).setPausedLocked(ctx, rec, st, false)
+		case !isLive(st.Status):
+			_ = r.releaseStopped(ctx, rec)
+		}
+		lk.Unlock()
 	}
-	gone := r.store.TempName("rmctr")
-	if err := os.Rename(r.containerDir(id), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+}
+
+// removeStaleLocks removes the lock files of containers that do not
+// exist: a removal that was killed after the container's directory went
+// leaves its lock file.
+func (r *Runtime) removeStaleLocks() {
+	locks, err := r.store.Locks()
+	if err != nil {
+		return
 	}
-	_ = os.RemoveAll(r.store.ContainerRunDir(id))
-	return store.RemoveAll(gone)
+	for _, name := range locks {
+		if id, ok := strings.CutPrefix(name, "ctr-"); ok && !r.containerExists(id) {
+			// lockContainer removes the file of a container that does not exist.
+			if lk, err := r.lockContainer(id); err == nil {
+				lk.Unlock()
+			}
+		}
+	}
 }
 
 // containerExists reports whether container id has a record.

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-run/berth/internal/archive"
 	"github.com/berth-run/berth/internal/errdefs"
 	"github.com/berth-run/berth/internal/opts"
+	"github.com/berth-run/berth/internal/proc"
 	"github.com/berth-run/berth/internal/reference"
 	"github.com/berth-run/berth/internal/store"
 )
@@ -64,6 +65,7 @@ func (c *Container) commit(ctx context.Context, ref string, o commitOptions) (*I
 		return nil, errdefs.New(errdefs.ErrConflict, fmt.Sprintf("you cannot commit container %s which is %s", rec.Name, st.Status))
 	case StatusRunning, StatusRestarting:
 		if !o.noPause && st.Status == StatusRunning {
+			st.PausedBy = proc.Self() // Open thaws it if this process dies before it does
 			if err := cc.setPausedLocked(ctx, rec, st, true); err != nil {
 				return nil, err
 			}

@@ -70,6 +70,10 @@ type containerState struct {
 	// StoppedByUser records a stop or kill by a user, which the restart
 	// policy honours (docker's "manually stopped").
 	StoppedByUser bool `json:"stoppedByUser"`
+	// PausedBy is the process that paused the container for an
+	// operation (commit) and thaws it when done; zero for a user's
+	// pause. Open thaws a container whose pauser died.
+	PausedBy proc.ID `json:"pausedBy,omitzero"`
 }
 
 // MountPoint is a mount of a container as inspect shows it.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-run/berth/cgroup"
 	"github.com/berth-run/berth/internal/errdefs"
+	"github.com/berth-run/berth/internal/proc"
 	"github.com/berth-run/berth/internal/store"
 )
 
@@ -100,6 +101,7 @@ func (c *Container) setPausedLocked(ctx context.Context, rec *containerRecord, s
 			return fmt.Errorf("unpause container %s: %w", rec.Name, err)
 		}
 		st.Status = StatusRunning
+		st.PausedBy = proc.ID{}
 	}
 	if err := r.writeState(rec.ID, st); err != nil {
 		// Leave the cgroup as the recorded status says.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -221,4 +222,150 @@ func (s *Store) UnlinkLock(name string) {
 		return
 	}
 	_ = os.Remove(filepath.Join(s.root, "locks", name))
+}
+
+// cleanCrashed removes what processes that died left: their temp files
+// and leases and, when there were any (a sign that an operation was
+// killed before it recorded what it made), the blobs and layers that no
+// image, container or live lease uses.
+func (s *Store) cleanCrashed() error {
+	stale, err := s.Stale()
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if err := s.cleanAtomicTemps(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	if err := s.cleanTmp(); err != nil {
+		return err
+	}
+	if err := s.cleanLeases(); err != nil {
+		return err
+	}
+	if err := s.CollectGarbage(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	return nil
+}
+
+// StaleTempFile recognises the temp files of WriteFile (".NAME.tmpSEQ-PID")
+// and tells whether their writer is gone.
+func StaleTempFile(name string) (stale, ok bool) {
+	if !strings.HasPrefix(name, ".") {
+		return false, false
+	}
+	i := strings.LastIndex(name, ".tmp")
+	if i < 0 {
+		return false, false
+	}
+	_, pid, found := strings.Cut(name[i+len(".tmp"):], "-")
+	n, err := strconv.Atoi(pid)
+	if !found || err != nil || n <= 0 {
+		return false, false
+	}
+	_, err = os.Stat("/proc/" + pid)
+	return err != nil, true
+}
+
+// AtomicTempDirs are the directories (below the root) where WriteFile
+// leaves temp files: the root itself, images/, blobs/sha256/, networks/
+// and every container's and volume's directory.
+func (s *Store) AtomicTempDirs() []string {
+	dirs := []string{".", "images", filepath.Join("blobs", "sha256"), "networks"}
+	for _, parent := range []string{"containers", "volumes"} {
+		ents, _ := os.ReadDir(filepath.Join(s.root, parent))
+		for _, e := range ents {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(parent, e.Name()))
+			}
+		}
+	}
+	return dirs
+}
+
+// cleanAtomicTemps removes the temp files of WriteFile calls whose process
+// died.
+func (s *Store) cleanAtomicTemps() error {
+	for _, d := range s.AtomicTempDirs() {
+		ents, err := os.ReadDir(filepath.Join(s.root, d))
+		if err != nil {
+			continue // removed meanwhile
+		}
+		for _, e := range ents {
+			if stale, ok := StaleTempFile(e.Name()); ok && stale {
+				if err := os.Remove(filepath.Join(s.root, d, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// TryLockName takes the lock called name if it is free; ok is false
+// when another holder has it.
+func (s *Store) TryLockName(name string) (lk *FileLock, ok bool, err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return nil, false, fmt.Errorf("lock name %q: invalid", name)
+	}
+	f, err := os.OpenFile(filepath.Join(s.root, "locks", name), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock %s: %w", name, err)
+	}
+	got, err := tryFlock(f)
+	if err != nil || !got {
+		f.Close()
+		return nil, false, err
+	}
+	return &FileLock{f: f}, true, nil
+}
+
+// CollectGarbage removes the blobs and layers that no image record or
+// container uses and no live lease holds (DeleteBlob and DeleteLayer
+// spare leased ones), under the store lock.
+func (s *Store) CollectGarbage() error {
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	images, err := s.Images()
+	if err != nil {
+		return err
+	}
+	usedBlobs, usedLayers := map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	for _, im := range images {
+		for _, b := range im.Blobs() {
+			usedBlobs[b] = true
+		}
+		for _, l := range im.Layers {
+			usedLayers[l.ChainID] = true
+		}
+	}
+	for _, c := range s.containerLayerRefs() {
+		usedLayers[c] = true
+	}
+	var errs []error
+	layers, err := s.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		if !usedLayers[l.ChainID] {
+			errs = append(errs, s.DeleteLayer(l.ChainID))
+		}
+	}
+	blobs, _, err := s.Blobs()
+	if err != nil {
+		return err
+	}
+	for _, b := range blobs {
+		if !usedBlobs[b] {
+			errs = append(errs, s.DeleteBlob(b))
+		}
+	}
+	return errors.Join(errs...)
 }

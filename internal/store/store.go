@@ -54,11 +54,9 @@ func Open(root, runRoot string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Store{root: root, runRoot: runRoot, self: proc.Self(), lockFile: lf}
-	if err := s.cleanTmp(); err != nil {
-		lf.Close()
-		return nil, err
-	}
-	if err := s.cleanLeases(); err != nil {
+	// What crashed processes left: temp files, leases, and the blobs and
+	// layers only those leases held (check.go).
+	if err := s.cleanCrashed(); err != nil {
 		lf.Close()
 		return nil, err
 	}
