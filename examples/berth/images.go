@@ -356,9 +356,9 @@ func historyCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(cmd.OutOrStdout(), id)
 					continue
 				}
-				by := h.CreatedBy
-				if !noTrunc && len(by) > 45 {
-					by = by[:44] + "…"
+				by := strings.ReplaceAll(h.CreatedBy, "\t", " ")
+				if !noTrunc {
+					by = ellipsisWidth(by, 45) // by display width, as docker
 				}
 				size := humanSize(h.Size)
 				created := since(h.Created)
@@ -523,8 +523,8 @@ func saveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "" && isTerminal(os.Stdout) {
-				return fmt.Errorf("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+			if err := refuseTerminal(cmd, output); err != nil {
+				return err
 			}
 			// Resolve every image first so a typo writes no file.
 			for _, a := range args {
@@ -532,27 +532,9 @@ func saveCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			var out io.Writer = cmd.OutOrStdout()
-			var file *os.File
-			if output != "" {
-				tmp := output + ".tmp"
-				if file, err = os.Create(tmp); err != nil {
-					return err
-				}
-				defer os.Remove(tmp)
-				defer file.Close()
-				out = file
-			}
-			if err := rt.Save(ctx, out, args, berth.WithFormat(berth.ArchiveFormat(format))); err != nil {
-				return err
-			}
-			if file != nil {
-				if err := file.Close(); err != nil {
-					return err
-				}
-				return os.Rename(output+".tmp", output)
-			}
-			return nil
+			return writeArchive(cmd, output, func(w io.Writer) error {
+				return rt.Save(ctx, w, args, berth.WithFormat(berth.ArchiveFormat(format)))
+			})
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

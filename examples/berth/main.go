@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 	// One constructor per command group; each lives in its own file.
 	for _, add := range []func(*globals) []*cobra.Command{
 		containerCommands,
+		containerToolCommands,
 		detachedCommands,
 		imageCommands,
 		registryCommands,
