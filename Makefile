@@ -3,12 +3,15 @@
 #   make test   install test dependencies and run every test (needs root)
 #   make fixtures  build the service images (Debian, redis, mariadb, tomcat)
 #               into the machine's cache, /var/cache/berth-fixtures (needs root)
+#   make torture   the full reliability suite: 100+ SIGKILLs at random points,
+#               1,000 run --rm, 8 racing processes, each audited for leaks
+#               (needs root; make test runs a reduced one)
 
 GO ?= go
 BIN := bin/berth
 export BERTH_TEST_STRICT ?= 1
 
-.PHONY: all build demo test deps vet fixtures
+.PHONY: all build demo test deps vet fixtures torture
 
 all: build
 
@@ -33,3 +36,6 @@ fixtures: deps
 
 test: deps vet fixtures
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 60m ./...
+
+torture: deps
+	CGO_ENABLED=0 $(GO) test -count=1 -v -timeout 6h -run Torture ./internal/torture -torture.full
