@@ -162,11 +162,12 @@ func formatTime(t time.Time) string {
 // Inspect describes the container in the shape of `docker inspect`.
 func (c *Container) Inspect(ctx context.Context) (*ContainerInspect, error) {
 	r := c.rt
+	// A fresh record (a rename, new mounts); the handle's own record is
+	// left alone: the goroutine that finalizes the container reads it.
 	rec, err := r.readRecord(c.rec.ID)
 	if err != nil {
 		return nil, err
 	}
-	c.rec = rec
 	st, err := r.reconcile(ctx, rec.ID)
 	if err != nil {
 		return nil, err

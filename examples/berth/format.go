@@ -125,7 +125,7 @@ type table struct {
 }
 
 func (tb table) print(w io.Writer, format string, rows []any) error {
-	if format == "" {
+	if format == "" || strings.TrimSpace(format) == "table" {
 		format = tb.def
 	}
 	if format == "json" {
