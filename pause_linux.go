@@ -16,7 +16,7 @@ import (
 // own cgroup names another cgroup in a process that sits elsewhere, and
 // berth must never act on that one.
 func (r *Runtime) liveCgroup(rec *containerRecord, st *containerState) (*cgroup.Manager, error) {
-	cg, err := cgroup.New(r.cgroupPath(&rec.Spec, rec.ID))
+	cg, err := r.containerCgroup(rec)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: cgroup: %w", rec.Name, err)
 	}

@@ -222,6 +222,7 @@ type options struct {
 	root string
 	mode Mode
 	fs   fsys
+	own  []byte // /proc/PID/cgroup content relative paths go below; nil: /proc/self/cgroup
 }
 
 // WithRoot manages the cgroup in the cgroup file system at dir instead of
@@ -238,6 +239,13 @@ func WithRoot(dir string) Option { return func(o *options) { o.root = dir } }
 // WithMode forces the cgroup layout instead of detecting it.
 // Default: DetectMode() (or, with WithRoot, what dir looks like).
 func WithMode(m Mode) Option { return func(o *options) { o.mode = m } }
+
+// WithOwnCgroup places a relative path below the cgroups listed in own
+// (the content of a /proc/PID/cgroup file) instead of the calling
+// process's: a process other than the one that made a cgroup finds it
+// again from the creator's recorded membership.
+// Default: the content of /proc/self/cgroup.
+func WithOwnCgroup(own []byte) Option { return func(o *options) { o.own = own } }
 
 // withFS makes the Manager act through f (tests' fake kernel).
 func withFS(f fsys) Option { return func(o *options) { o.fs = f } }

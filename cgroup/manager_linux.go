@@ -44,9 +44,12 @@ func (kernelFS) write(file, data string) error {
 }
 
 func newManager(path string, o *options) (*Manager, error) {
-	ownData, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return nil, fmt.Errorf("read own cgroup: %w", err)
+	ownData := o.own
+	if ownData == nil {
+		var err error
+		if ownData, err = os.ReadFile("/proc/self/cgroup"); err != nil {
+			return nil, fmt.Errorf("read own cgroup: %w", err)
+		}
 	}
 	own, err := parseProcCgroup(strings.NewReader(string(ownData)))
 	if err != nil {

@@ -23,3 +23,18 @@ func cgroupFactory(f CgroupFactory) CgroupFactory {
 	}
 	return f
 }
+
+// stateCgroups is the factory for a loaded container: f when given, else
+// the cgroup package below the creator's cgroup recorded in s.
+func stateCgroups(f CgroupFactory, s *State) CgroupFactory {
+	if f != nil || s.CgroupBase == "" {
+		return cgroupFactory(f)
+	}
+	return func(path string) (CgroupManager, error) {
+		m, err := cgroup.New(path, cgroup.WithOwnCgroup([]byte(s.CgroupBase)))
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+}

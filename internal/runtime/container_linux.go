@@ -190,6 +190,11 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		Config:     spec,
 		StateDir:   opts.StateDir,
 	}
+	if cgPath != "" && !filepath.IsAbs(cgPath) {
+		if own, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+			st.CgroupBase = string(own)
+		}
+	}
 	c.state = st
 	if err := parentSock.send(&message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, c.childError(err)

@@ -136,6 +136,10 @@ type State struct {
 	// CgroupPath is the cgroup path the container was placed in ("" when
 	// cgroups were not used).
 	CgroupPath string `json:"cgroupPath,omitempty"`
+	// CgroupBase is the /proc/self/cgroup of the process that created the
+	// container, when CgroupPath is relative: other processes, which may
+	// sit in other cgroups, find the container's cgroup below it.
+	CgroupBase string `json:"cgroupBase,omitempty"`
 	// Config is the OCI spec the container was created from.
 	Config *specs.Spec `json:"config"`
 	// StateDir is the directory this state was loaded from.

@@ -326,7 +326,7 @@ func remove(ctx context.Context, s *State, force bool, cgroups CgroupFactory, re
 		reap()
 	}
 	if s.CgroupPath != "" {
-		cg, err := cgroupFactory(cgroups)(s.CgroupPath)
+		cg, err := stateCgroups(cgroups, s)(s.CgroupPath)
 		if err == nil && cg != nil {
 			err = cg.Delete()
 		}

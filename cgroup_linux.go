@@ -1,0 +1,21 @@
+package berth
+
+import (
+	"github.com/berth-run/berth/cgroup"
+	"github.com/berth-run/berth/internal/runtime"
+)
+
+// containerCgroup returns the manager of container rec's cgroup. Its path
+// is relative to the cgroup of the process that created it, which the
+// runtime recorded; any process — the CLI, the monitor, another test
+// binary, wherever it sits in the cgroup tree — finds the same cgroup.
+func (r *Runtime) containerCgroup(rec *containerRecord) (*cgroup.Manager, error) {
+	if s, err := runtime.Load(r.store.ContainerRunDir(rec.ID)); err == nil && s.CgroupPath != "" {
+		var opts []cgroup.Option
+		if s.CgroupBase != "" {
+			opts = append(opts, cgroup.WithOwnCgroup([]byte(s.CgroupBase)))
+		}
+		return cgroup.New(s.CgroupPath, opts...)
+	}
+	return cgroup.New(r.cgroupPath(&rec.Spec, rec.ID))
+}
