@@ -22,7 +22,8 @@ func execIn(t *testing.T, c *berth.Container, cmd ...string) {
 		t.Fatal(err)
 	}
 	if code, err := p.Wait(ctx); err != nil || code != 0 {
-		t.Fatalf("exec %v: %d, %v", cmd, code, err)
+		st, _ := c.State(ctx)
+		t.Fatalf("exec %v: %d, %v; the container is %+v", cmd, code, err, st)
 	}
 }
 

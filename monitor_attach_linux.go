@@ -13,20 +13,26 @@ import (
 // attachSession is a client attached through the monitor's socket, or
 // waiting for the container's start to be.
 type attachSession struct {
-	c     *shim.Conn
-	id    string
-	sink  *hubSink
-	ready chan struct{} // closed once hub is set or the session failed
+	c    *shim.Conn
+	id   string
+	sink *hubSink
 
-	mu  sync.Mutex // guards hub
-	hub *attachHub // nil until connected, and after a failure
+	mu         sync.Mutex // guards the fields below
+	hub        *attachHub // nil until connected
+	early      []byte     // input sent before the start, for the container once it runs
+	closeEarly bool       // the input ended before the start
+	failed     bool
 }
+
+// maxEarlyInput bounds the input a client may send before the container
+// starts.
+const maxEarlyInput = 1 << 20
 
 // attach serves an attach request: it answers, then streams the
 // container's output to the client and the client's input to the
 // container until the container's output ends or the client leaves.
 func (m *monitor) attach(c *shim.Conn, req shim.Request) {
-	as := &attachSession{c: c, id: req.ID, ready: make(chan struct{})}
+	as := &attachSession{c: c, id: req.ID}
 	as.sink = newHubSink(req.Stdout, req.Stderr, func(stream string, p []byte) error {
 		t := shim.Stdout
 		if stream == "stderr" {
@@ -65,13 +71,9 @@ func (m *monitor) attach(c *shim.Conn, req shim.Request) {
 		}
 		switch typ {
 		case shim.Stdin:
-			if h := as.waitHub(); h != nil {
-				_, _ = hubStdin{h}.Write(p)
-			}
+			as.input(p, false)
 		case shim.CloseStdin:
-			if h := as.waitHub(); h != nil {
-				h.closeStdin()
-			}
+			as.input(nil, true)
 		}
 	}
 	// The client left: detached, or done after the end.
@@ -116,27 +118,53 @@ func (m *monitor) attachTarget(as *attachSession) (*attachHub, error) {
 	return nil, nil
 }
 
-// connect attaches as to h.
+// connect attaches as to h. It never blocks (it runs inside the start):
+// input sent before it is passed on by a goroutine.
 func (as *attachSession) connect(h *attachHub) {
 	as.mu.Lock()
 	as.hub = h
+	early := len(as.early) > 0 || as.closeEarly
 	as.mu.Unlock()
-	close(as.ready)
 	h.add(as.sink)
+	if early {
+		go as.input(nil, false)
+	}
 }
 
 // fail ends a waiting session.
 func (as *attachSession) fail(err error) {
-	close(as.ready)
+	as.mu.Lock()
+	as.failed, as.early = true, nil
+	as.mu.Unlock()
 	as.sink.end(-1, err)
 }
 
-// waitHub waits until as is connected; nil if it failed.
-func (as *attachSession) waitHub() *attachHub {
-	<-as.ready
+// input passes p (and, with end, the end of the input) to the container,
+// after what came before the start; before the start it keeps it.
+func (as *attachSession) input(p []byte, end bool) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	return as.hub
+	if as.failed {
+		return
+	}
+	if as.hub == nil {
+		if len(as.early)+len(p) <= maxEarlyInput {
+			as.early = append(as.early, p...)
+		}
+		as.closeEarly = as.closeEarly || end
+		return
+	}
+	if len(as.early) > 0 {
+		_, _ = hubStdin{as.hub}.Write(as.early)
+		as.early = nil
+	}
+	if len(p) > 0 {
+		_, _ = hubStdin{as.hub}.Write(p)
+	}
+	if end || as.closeEarly {
+		as.closeEarly = false
+		as.hub.closeStdin()
+	}
 }
 
 // unpend removes as from the waiting attaches.

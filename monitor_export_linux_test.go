@@ -4,7 +4,9 @@ import "context"
 
 // MonitorStatus reports the pid of the store's monitor (0: none runs) and
 // the IDs of the containers it watches. It never starts a monitor.
-func MonitorStatus(ctx context.Context, r *Runtime) (int, []string, error) { return r.monitorStatus(ctx) }
+func MonitorStatus(ctx context.Context, r *Runtime) (int, []string, error) {
+	return r.monitorStatus(ctx)
+}
 
 // ShutdownMonitor makes the store's idle monitor exit and waits for it;
 // a busy one is an ErrConflict.

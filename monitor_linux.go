@@ -64,13 +64,12 @@ type monitored struct {
 	c  *Container // with c.owned while it runs
 
 	// Guarded by monitor.mu:
-	running  bool       // c's process runs (its exit is not recorded yet)
-	hub      *attachHub // of the current run
-	backoff  restartBackoff
-	restart  bool          // the last exit asked for a restart
-	delay    time.Duration // before that restart
-	creator  proc.ID       // watched for DieWithCreator (zero: none)
-	watching bool          // the creator watch runs
+	running bool       // c's process runs (its exit is not recorded yet)
+	hub     *attachHub // of the current run
+	backoff restartBackoff
+	restart bool          // the last exit asked for a restart
+	delay   time.Duration // before that restart
+	creator proc.ID       // watched for DieWithCreator (zero: none)
 }
 
 func runMonitor() int {
@@ -302,7 +301,7 @@ func (m *monitor) watch(id string) *monitored {
 func (m *monitor) release(mc *monitored) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if mc.watching || mc.running || mc.restart || m.ctrs[mc.id] != mc {
+	if mc.creator.PID > 0 || mc.running || mc.restart || m.ctrs[mc.id] != mc {
 		return
 	}
 	delete(m.ctrs, mc.id)
@@ -316,7 +315,7 @@ func (m *monitor) drop(mc *monitored) {
 	if m.ctrs[mc.id] == mc {
 		delete(m.ctrs, mc.id)
 	}
-	mc.watching, mc.restart = false, false
+	mc.creator, mc.restart = proc.ID{}, false
 	m.checkIdleLocked()
 }
 
@@ -540,13 +539,13 @@ func creatorOf(rec *containerRecord, st *containerState) proc.ID {
 
 // watchCreator kills and removes mc's container (in rt) once creator
 // exits.
+// A later start by another process makes that one the creator.
 func (m *monitor) watchCreator(mc *monitored, rt *Runtime, creator proc.ID) {
 	m.mu.Lock()
+	same := mc.creator == creator
 	mc.creator = creator
-	start := !mc.watching
-	mc.watching = true
 	m.mu.Unlock()
-	if !start {
+	if same {
 		return
 	}
 	go func() {
@@ -554,6 +553,12 @@ func (m *monitor) watchCreator(mc *monitored, rt *Runtime, creator proc.ID) {
 			if m.ctx.Err() == nil {
 				m.log.Printf("watch creator %d of %s: %v", creator.PID, shortOr(mc.id), err)
 			}
+			return
+		}
+		m.mu.Lock()
+		current := mc.creator == creator
+		m.mu.Unlock()
+		if !current {
 			return
 		}
 		m.log.Printf("creator %d of %s exited: removing it", creator.PID, shortOr(mc.id))

@@ -129,6 +129,7 @@ type terminal struct {
 	pty  *os.File
 	done chan struct{} // closed when the command has ended
 	err  error         // its Wait's, after done
+	read chan struct{} // closed when all the terminal showed is read
 	mu   sync.Mutex
 	out  bytes.Buffer // everything the terminal showed
 }
@@ -140,12 +141,15 @@ func (s *cliStore) terminal(args ...string) *terminal {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	tm := &terminal{t: s.t, cmd: cmd, pty: p, done: make(chan struct{})}
+	tm := &terminal{t: s.t, cmd: cmd, pty: p, done: make(chan struct{}), read: make(chan struct{})}
 	go func() {
 		tm.err = cmd.Wait()
 		close(tm.done)
 	}()
 	go func() {
+		// The master reads EIO once the command (the last holder of the
+		// other side) has exited and everything it wrote is read.
+		defer close(tm.read)
 		buf := make([]byte, 4096)
 		for {
 			n, err := p.Read(buf)
@@ -185,8 +189,7 @@ func (tm *terminal) expect(from int, text string) int {
 			return from + i + len(text)
 		}
 		select {
-		case <-tm.done:
-			time.Sleep(100 * time.Millisecond) // the last output
+		case <-tm.read:
 			tm.mu.Lock()
 			seen = tm.out.String()
 			tm.mu.Unlock()
@@ -244,9 +247,7 @@ func TestRunInteractiveDetachAttachExit(t *testing.T) {
 	if code := tm.exitCode(); code != 1 {
 		t.Fatalf("attach after the detach keys exited with %d, want docker's 1", code)
 	}
-	if !strings.Contains(tm.out.String(), "read escape sequence") {
-		t.Errorf("attach did not say why it ended: %q", tm.out.String())
-	}
+	tm.expect(pos, "read escape sequence")
 
 	// exit in the attached shell stops the container; attach returns its code.
 	tm = s.terminal("attach", "box")
