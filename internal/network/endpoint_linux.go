@@ -161,10 +161,13 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 	var wg sync.WaitGroup
 	var vethErr error
 	if h != nil {
-		wg.Go(func() {
-			_, vethErr = delVeths(h, nil)
-			h.Close()
-		})
+		// Subscribed here, on the caller's thread: in its namespace,
+		// where the veths' peers live.
+		sock, err := nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_LINK)
+		if err != nil {
+			sock = nil
+		}
+		wg.Go(func() { vethErr = delVethsUntilGone(h, sock) })
 	}
 	var nsErr error
 	if path != "" {
@@ -194,6 +197,82 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// delVethsUntilGone deletes every veth of the namespace of h (its peers
+// on the host go with them) and returns once the host's side of each is
+// gone. It closes h and sock, a socket subscribed to the link
+// notifications of the peers' namespace (nil if there is none).
+//
+// The kernel unlists a deleted link and announces it (RTM_DELLINK) at
+// once, but the request returns only after an rcu_barrier (~20 ms) that
+// frees it. So the host's link notifications are watched, and this
+// returns when every peer was announced deleted, while the request
+// finishes the kernel's cleanup on its own goroutine. Without the
+// notifications (a socket error, or a queue overflow on a busy host) it
+// waits for the request.
+func delVethsUntilGone(h *netlink.Handle, sock *nl.NetlinkSocket) error {
+	if sock != nil {
+		defer sock.Close()
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		h.Close()
+		return err
+	}
+	var veths []netlink.Link
+	peers := map[int32]bool{}
+	for _, l := range links {
+		if l.Type() == "veth" {
+			veths = append(veths, l)
+			peers[int32(l.Attrs().ParentIndex)] = true
+		}
+	}
+	if len(veths) == 0 {
+		h.Close()
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer h.Close()
+		var errs []error
+		for _, l := range veths {
+			if err := h.LinkDel(l); err != nil && !isLinkNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", l.Attrs().Name, err))
+			}
+		}
+		done <- errors.Join(errs...)
+	}()
+	if sock == nil {
+		return <-done
+	}
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		for len(peers) > 0 {
+			msgs, _, err := sock.Receive()
+			if err != nil {
+				return // closed, or overflowed: wait for the request
+			}
+			for _, m := range msgs {
+				if m.Header.Type == unix.RTM_DELLINK && len(m.Data) >= unix.SizeofIfInfomsg {
+					delete(peers, nl.DeserializeIfInfomsg(m.Data).Index)
+				}
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		sock.Close()
+		<-gone
+		return err
+	case <-gone:
+		sock.Close()
+		if len(peers) > 0 {
+			return <-done
+		}
+		return nil
+	}
 }
 
 // delVeths deletes the veths listed by h that match (all if match is nil).

@@ -476,6 +476,18 @@ func (t *Table) publish(ctx context.Context, id, bridge string, cip netip.Addr, 
 	return resolved, nil
 }
 
+// commitChainRemoval sends c's batch, which deletes a chain, and closes
+// c in the background. The commit itself is quick, but closing an
+// nftables socket after a deletion waits for the kernel to free what the
+// transaction deleted, one RCU grace period (~10 ms; nf_tables flushes its
+// destroy work when a netfilter socket is released): not something the
+// caller needs to wait for.
+func (t *Table) commitChainRemoval(c *nftables.Conn) error {
+	err := c.Flush()
+	go func() { _ = c.CloseLasting() }()
+	return err
+}
+
 func commentUserData(s string) []byte {
 	b := append([]byte(s), 0)
 	return append([]byte{0, byte(len(b))}, b...)
@@ -524,8 +536,15 @@ func (t *Table) unpublish(id, bridge string) error {
 			return nil
 		}
 
-		c, err := newConn()
-		if err != nil {
+		var c *nftables.Conn
+		if whole {
+			// A lasting socket, opened here in the caller's namespace,
+			// so that the commit can be sent from another goroutine.
+			c, err = nftables.New(nftables.AsLasting())
+			if err != nil {
+				return fmt.Errorf("nftables: %w", err)
+			}
+		} else if c, err = newConn(); err != nil {
 			return err
 		}
 		o := t.objects()
@@ -537,20 +556,22 @@ func (t *Table) unpublish(id, bridge string) error {
 		}
 		for name, es := range elems {
 			if err := c.SetDeleteElements(o.set(name), es); err != nil {
+				_ = c.CloseLasting()
 				return err
 			}
 		}
 		if whole {
 			c.FlushChain(ch)
 			c.DelChain(ch)
+			err = t.commitChainRemoval(c)
 		} else {
 			for _, r := range drop {
 				if err := c.DelRule(&nftables.Rule{Table: o.table, Chain: ch, Handle: r.handle}); err != nil {
 					return err
 				}
 			}
+			err = c.Flush()
 		}
-		err = c.Flush()
 		if err == nil {
 			return nil
 		}
