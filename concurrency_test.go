@@ -37,6 +37,12 @@ func runWorker(kind string) int {
 			return 1
 		}
 		return 0
+	case "netrun": // network_test.go: containers on one network at once
+		if err := netRunWorker(ctx, rt); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			return 1
+		}
+		return 0
 	case "pull": // pull_test.go: pull BERTH_TEST_REF
 		if _, err := rt.Pull(ctx, os.Getenv("BERTH_TEST_REF")); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)

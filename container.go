@@ -106,6 +106,8 @@ type EndpointConfig struct {
 	MacAddress  string   `json:"macAddress"`
 	Aliases     []string `json:"aliases,omitempty"`
 	Interface   string   `json:"interface"`
+	// IPAMAddress is the address asked for (--ip), kept across restarts.
+	IPAMAddress string `json:"ipamAddress,omitempty"`
 }
 
 // Container is a container in the store. A Container is a handle: its

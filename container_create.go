@@ -163,6 +163,9 @@ func (r *Runtime) validateSpec(spec *Spec, im *Image) error {
 			return errdefs.New(errdefs.ErrInvalid, fmt.Sprintf("invalid protocol %q", p.Protocol))
 		}
 	}
+	if err := r.validateNetworkSpec(spec); err != nil {
+		return err
+	}
 	cfg, err := r.ociConfig(spec, im, "/", newIDForValidation)
 	if err != nil {
 		return err

@@ -133,7 +133,10 @@ func (c *Container) startOwned(ctx context.Context, o runOptions, st *containerS
 	if err != nil {
 		return err
 	}
-	undo = append(undo, func() { r.teardownNetwork(context.WithoutCancel(ctx), c) })
+	undo = append(undo, func() {
+		_ = netw.wait()
+		r.teardownNetwork(context.WithoutCancel(ctx), c)
+	})
 	spec, err := oci.Generate(cfg)
 	if err != nil {
 		return err
@@ -255,8 +258,15 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	if err == nil {
 		defer lk.Unlock()
 	}
+	// The runtime's cleanup (cgroup, state) and the release of the
+	// network and mounts wait on the kernel independently: overlap them.
+	released := make(chan struct{})
+	go func() {
+		r.releaseResources(ctx, c)
+		close(released)
+	}()
 	_ = oc.rc.Delete(ctx, true)
-	r.releaseResources(ctx, c)
+	<-released
 	st, err := r.readState(id)
 	if err != nil {
 		st = &containerState{}
@@ -284,8 +294,13 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 // releaseResources undoes what a start set up, whatever state it is in:
 // the network, the mounts. Idempotent.
 func (r *Runtime) releaseResources(ctx context.Context, c *Container) {
-	r.teardownNetwork(ctx, c)
+	netDone := make(chan struct{})
+	go func() {
+		r.teardownNetwork(ctx, c)
+		close(netDone)
+	}()
 	_ = overlay.Unmount(filepath.Join(r.containerDir(c.rec.ID), "rootfs"))
+	<-netDone
 }
 
 // reconcileLocked reads the container's state and, if the process that
@@ -581,13 +596,14 @@ func (c *Container) remove(ctx context.Context, opts ...RemoveOption) error {
 // removeLocked removes a stopped container's files and resources. The
 // caller holds the container lock.
 func (r *Runtime) removeLocked(ctx context.Context, rec *containerRecord) error {
+	// Before the store lock: releasing the network takes network locks,
+	// which come before it.
+	r.releaseResources(ctx, &Container{rt: r, rec: rec})
 	unlock, err := r.store.Lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	c := &Container{rt: r, rec: rec}
-	r.releaseResources(ctx, c)
 	if s, err := runtime.Load(r.store.ContainerRunDir(rec.ID)); err == nil {
 		_ = runtime.Delete(ctx, s, true, nil)
 	}
