@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		imageCommands,
 		registryCommands,
 		systemCommands,
+		networkCommands,
 		volumeCommands,
 		ociCommands,
 	} {
