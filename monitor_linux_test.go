@@ -380,6 +380,17 @@ func TestMonitorKilledLeavesRightStateAndRmCleans(t *testing.T) {
 		}
 		assertGone(t, rt, c.ID(), cg, []int{pid1, pid2}[i])
 	}
+	// The dead monitor's socket is stale: the next start replaces it.
+	if _, err := os.Stat(shim.Socket(rt.RunRoot())); err != nil {
+		t.Fatalf("no stale socket: %v", err)
+	}
+	c := runDetached(t, rt, busybox("true"))
+	if code, err := c.Wait(ctx); err != nil || code != 0 {
+		t.Fatalf("a start after the monitor's death: %d, %v", code, err)
+	}
+	if pid, _, err := berth.MonitorStatus(ctx, rt); err != nil || pid == mpid || pid == 0 {
+		t.Fatalf("new monitor %d (old %d): %v", pid, mpid, err)
+	}
 }
 
 func TestDieWithCreator(t *testing.T) {
