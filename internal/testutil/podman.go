@@ -22,7 +22,7 @@ type Podman struct {
 
 // podmanLeftovers are host paths podman writes even when confined; the
 // test removes the ones that did not exist before it.
-var podmanLeftovers = []string{"/run/containers", "/etc/containers/networks", "/etc/cni/net.d/cni.lock", "/run/libpod"}
+var podmanLeftovers = []string{"/run/containers", "/etc/containers/networks", "/etc/cni/net.d/cni.lock", "/run/libpod", "/dev/shm/libpod_lock"}
 
 // NewPodman returns a confined podman, or skips (fails in strict mode)
 // when podman is not installed. Cleanup removes its images, containers
@@ -74,11 +74,19 @@ func (p *Podman) Run(args ...string) string {
 	return out
 }
 
-func (p *Podman) run(args ...string) (string, string, error) {
+// Command returns the confined podman command line with args, for a
+// caller that runs it itself (a benchmark that times it, or runs several
+// at once).
+func (p *Podman) Command(args ...string) *exec.Cmd {
 	full := append([]string{"--root", filepath.Join(p.dir, "root"), "--runroot", filepath.Join(p.dir, "run"),
 		"--tmpdir", filepath.Join(p.dir, "tmp"), "--network-config-dir", filepath.Join(p.dir, "net")}, args...)
 	cmd := exec.Command(p.bin, full...)
 	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	return cmd
+}
+
+func (p *Podman) run(args ...string) (string, string, error) {
+	cmd := p.Command(args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

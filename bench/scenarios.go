@@ -1,0 +1,17 @@
+package main
+
+// scenarios are run in this order.
+var scenarios = []*scenario{
+	runNone,
+	runBridge,
+	runPublish,
+	execTrue,
+	parallel20,
+	runtimeTrue,
+	pullBusybox,
+	pullRedis,
+	commit100,
+	saveRedis,
+	loadRedis,
+	memory50,
+}
