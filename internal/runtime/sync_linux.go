@@ -108,6 +108,15 @@ func (s *syncSocket) recv() (*message, *os.File, error) {
 	}
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
+		// A SEQPACKET read drops what does not fit: peek at the packet's
+		// size first (a config with a large environment is over 64 KiB).
+		size, _, _, _, err := unix.Recvmsg(s.fd(), s.buf[:1], nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && size > len(s.buf) && size <= maxPacket {
+			s.buf = make([]byte, size)
+		}
 		n, oobn, flags, _, err := unix.Recvmsg(s.fd(), s.buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
