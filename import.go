@@ -111,7 +111,7 @@ func (r *Runtime) storeLayer(ctx context.Context, lease *store.Lease, parent dig
 	}
 	tee := io.TeeReader(plain, gz)
 	l, err := r.store.CreateLayer(ctx, lease, parent, "", func(dir string) (digest.Digest, int64, error) {
-		res, err := archive.Apply(ctx, dir, tee, archive.ApplyOptions{})
+		res, err := archive.Apply(ctx, dir, tee, archive.ApplyOptions{MaxSize: r.opts.maxLayerSize})
 		return res.DiffID, res.Size, err
 	})
 	if err != nil {

@@ -539,7 +539,7 @@ func (l *loader) unpack(ctx context.Context, parent digest.Digest, il store.Imag
 			return "", 0, err
 		}
 		defer f.Close()
-		res, err := archive.Apply(ctx, dir, f, archive.ApplyOptions{})
+		res, err := archive.Apply(ctx, dir, f, archive.ApplyOptions{MaxSize: l.rt.opts.maxLayerSize})
 		return res.DiffID, res.Size, err
 	})
 	if err != nil {

@@ -325,7 +325,7 @@ func (p *puller) stream(ctx context.Context, dir string, il store.ImageLayer, bw
 	defer body.Close()
 	src := &pullReader{r: body, limit: il.Size, emit: p.progressFunc(il, PhaseDownloading)}
 	tee := io.TeeReader(src, bw)
-	res, aerr := archive.Apply(ctx, dir, tee, archive.ApplyOptions{})
+	res, aerr := archive.Apply(ctx, dir, tee, archive.ApplyOptions{MaxSize: p.rt.opts.maxLayerSize})
 	if src.err == nil && ctx.Err() == nil {
 		// Hash what Apply did not need (padding after the end of the
 		// tar, or the rest of a stream it refused), so that a layer that
@@ -413,7 +413,7 @@ func (p *puller) unpack(ctx context.Context, parent digest.Digest, il store.Imag
 		}
 		defer f.Close()
 		emit := p.progressFunc(il, PhaseExtracting)
-		res, err := archive.Apply(ctx, dir, f, archive.ApplyOptions{Progress: func(n int64) { emit(n, false) }})
+		res, err := archive.Apply(ctx, dir, f, archive.ApplyOptions{MaxSize: p.rt.opts.maxLayerSize, Progress: func(n int64) { emit(n, false) }})
 		emit(res.Compressed, true)
 		return res.DiffID, res.Size, err
 	})
