@@ -58,7 +58,7 @@ func eventsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				tmpl = func(ev berth.Event) error {
-					if err := t.Execute(w, ev); err != nil {
+					if err := execTemplate(t, w, ev); err != nil {
 						return fmt.Errorf("template: %w", err)
 					}
 					_, err := fmt.Fprintln(w)

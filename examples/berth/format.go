@@ -106,11 +106,12 @@ var templateFuncs = template.FuncMap{
 // parseTemplate parses a --format value with docker's functions. A
 // malformed template is a usage error naming the template.
 func parseTemplate(format string) (*template.Template, error) {
-	t, err := template.New("format").Funcs(templateFuncs).Parse(format)
+	funcs := guardedFuncs() // template_guard.go: loops and memory are bounded
+	t, err := template.New("format").Funcs(funcs).Parse(format)
 	if err != nil {
 		return nil, fmt.Errorf("template parsing error: %w", err)
 	}
-	return t, nil
+	return guardTemplate(t, funcs)
 }
 
 // table renders rows with a --format value the way docker does:
@@ -152,14 +153,14 @@ func (tb table) print(w io.Writer, format string, rows []any) error {
 		tw = tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
 		out = tw
 		var hb bytes.Buffer
-		if err := t.Execute(&hb, tb.headers); err != nil {
+		if err := execTemplate(t, &hb, tb.headers); err != nil {
 			return fmt.Errorf("template: %w", err)
 		}
 		fmt.Fprintln(out, strings.TrimRight(hb.String(), "\n"))
 	}
 	for _, r := range rows {
 		var b bytes.Buffer
-		if err := t.Execute(&b, r); err != nil {
+		if err := execTemplate(t, &b, r); err != nil {
 			return fmt.Errorf("template: %w", err)
 		}
 		fmt.Fprintln(out, strings.TrimRight(b.String(), "\n"))
@@ -178,7 +179,7 @@ func printTemplate(w io.Writer, format string, v any) error {
 		return err
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, v); err != nil {
+	if err := execTemplate(t, &b, v); err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
 	fmt.Fprintln(w, b.String())

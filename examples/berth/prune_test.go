@@ -1,12 +1,13 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-run/berth/internal/testutil"
 )
@@ -53,31 +54,18 @@ func TestPruneAndCheckCLI(t *testing.T) {
 	expect("Deleted Containers:\n"+id+"\n\nTotal reclaimed space: 0B\n", "system", "prune", "-f")
 	matches(`^Deleted Images:\nuntagged: busybox:latest\ndeleted: sha256:[0-9a-f]{64}\n\nTotal reclaimed space: [0-9.]+[kM]B\n$`, "system", "prune", "-a", "-f")
 
-	// A record half-written by a process that is gone: reported, then
-	// repaired.
-	half := filepath.Join(dir, "root", "images", fmt.Sprintf(".x.json.tmp1-%d", deadPID(t)))
-	if err := os.WriteFile(half, []byte("{"), 0o600); err != nil {
+	// A blob that no image uses: reported, then repaired.
+	orphan := []byte("nobody uses me")
+	blob := filepath.Join(dir, "root", "blobs", "sha256", digest.FromBytes(orphan).Encoded())
+	if err := os.WriteFile(blob, orphan, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := volCLI(t, dir, "", "system", "check")
-	if err == nil || !strings.HasSuffix(out, ": a half-written file of a process that died\n1 problem found; run with --repair to fix what can be fixed\n") {
+	if err == nil || !strings.HasSuffix(out, ": is used by no image\n1 problem found; run with --repair to fix what can be fixed\n") {
 		t.Errorf("check: %v %q", err, out)
 	}
-	if out := run("", "system", "check", "--repair", "--quick"); !strings.HasSuffix(out, "died (repaired)\n1 problem found, 1 repaired\n") {
+	if out := run("", "system", "check", "--repair", "--quick"); !strings.HasSuffix(out, "no image (repaired)\n1 problem found, 1 repaired\n") {
 		t.Errorf("check --repair: %q", out)
 	}
 	expect("No problems found\n", "system", "check")
-}
-
-// deadPID is the pid of a process that has exited.
-func deadPID(t *testing.T) int {
-	t.Helper()
-	p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return p.Pid
 }

@@ -3,6 +3,7 @@ package opts
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 	"unicode"
@@ -46,7 +47,9 @@ const whiteSpaces = " \t"
 func ParseEnvFile(r io.Reader, lookup LookupFunc) ([]string, error) {
 	var out []string
 	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
+	sc.Buffer(make([]byte, 0, 64<<10), maxEnvFileLine)
+	n := 1
+	for ; sc.Scan(); n++ {
 		b := sc.Bytes()
 		if !utf8.Valid(b) {
 			return nil, invalidf("invalid utf8 bytes at line %d: %q", n, b)
@@ -76,10 +79,17 @@ func ParseEnvFile(r io.Reader, lookup LookupFunc) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, invalidf("line %d of the env file is longer than %d bytes", n, maxEnvFileLine)
+		}
 		return nil, invalidf("reading env file: %v", err)
 	}
 	return out, nil
 }
+
+// maxEnvFileLine bounds a line of an env file (a variable): the kernel
+// refuses larger environments anyway.
+const maxEnvFileLine = 1 << 20
 
 // ParseLabel parses docker's --label: key=value, or key alone for an
 // empty value. The key may not be empty or contain spaces (leading white
