@@ -1,6 +1,7 @@
 package berth_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -758,6 +760,67 @@ func TestHostPortTakenLeavesNothing(t *testing.T) {
 	_, err = e.rt.Container(e.ctx, "clash2")
 	assert.ErrorIs(t, err, berth.ErrNotFound, "--rm removes it")
 }
+
+// netWorker is a worker process (the test binary run again, see TestMain)
+// whose standard output is read line by line and whose standard input
+// tells it to finish when closed.
+type netWorker struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   *bufio.Reader
+	errb  *syncBuffer
+	ended bool
+}
+
+// startNetWorker starts a worker of kind on rt's store with extra
+// environment variables. It is stopped (stdin closed, waited for) when
+// the test ends, if the test did not finish it.
+func startNetWorker(t *testing.T, rt *berth.Runtime, kind string, env map[string]string) *netWorker {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BERTH_TEST_WORKER="+kind, "BERTH_TEST_ROOT="+rt.Root(), "BERTH_TEST_RUNROOT="+rt.RunRoot())
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &netWorker{cmd: cmd, in: in, out: bufio.NewReader(out), errb: &syncBuffer{}}
+	cmd.Stderr = w.errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !w.ended {
+			_ = w.finish()
+		}
+	})
+	return w
+}
+
+func (w *netWorker) readLine() (string, error) {
+	line, err := w.out.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("worker output: %w", err)
+	}
+	return line[:len(line)-1], nil
+}
+
+// finish closes the worker's input and waits for it to exit.
+func (w *netWorker) finish() error {
+	w.ended = true
+	w.in.Close()
+	_, _ = io.Copy(io.Discard, w.out)
+	return w.cmd.Wait()
+}
+
+// stderr is what the worker wrote to its standard error.
+func (w *netWorker) stderr() string { return w.errb.String() }
 
 // TestConcurrentContainersDistinctAddresses: worker processes start
 // containers on one network at once; every container gets its own
