@@ -95,6 +95,9 @@ func (f *containerFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.mounts, "mount", nil, "Attach a filesystem mount to the container")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
 	fl.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "Mount volumes from the specified container(s)")
+	// The seed course (P33) writes --volume-from; accept it as a hidden alias.
+	fl.StringArrayVar(&f.volumesFrom, "volume-from", nil, "Mount volumes from the specified container(s)")
+	_ = fl.MarkHidden("volume-from")
 	fl.StringArrayVar(&f.dns, "dns", nil, "Set custom DNS servers")
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "Set custom DNS search domains")
 	fl.StringArrayVar(&f.dnsOption, "dns-option", nil, "Set DNS options")
