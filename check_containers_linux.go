@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berth-run/berth/cgroup"
 	"github.com/berth-run/berth/internal/errdefs"
 	"github.com/berth-run/berth/internal/overlay"
 	"github.com/berth-run/berth/internal/store"
@@ -138,7 +137,7 @@ func (c *checker) checkLive(ctx context.Context, rec *containerRecord, st *conta
 	if sameMountNamespace(st.Owner.PID) && !overlay.Mounted(filepath.Join(r.containerDir(rec.ID), "rootfs")) {
 		c.add(obj, "runs without its root filesystem mounted", nil)
 	}
-	if cg, err := cgroup.New(r.cgroupPath(&rec.Spec, rec.ID)); err == nil && !cg.Exists() {
+	if cg, err := r.containerCgroup(rec); err == nil && !cg.Exists() {
 		c.add(obj, "runs without its cgroup", nil)
 	}
 	_ = pids
@@ -161,7 +160,7 @@ func (c *checker) checkStopped(ctx context.Context, rec *containerRecord, st *co
 	if overlay.Mounted(filepath.Join(r.containerDir(rec.ID), "rootfs")) {
 		left = append(left, fmt.Sprintf("is %s but its root filesystem is mounted", st.Status))
 	}
-	cg, err := cgroup.New(r.cgroupPath(&rec.Spec, rec.ID))
+	cg, err := r.containerCgroup(rec)
 	if err == nil && cg.Exists() {
 		what := fmt.Sprintf("is %s but its cgroup %s is left", st.Status, cg.Name())
 		if procs, err := cg.Procs(); err == nil && len(procs) > 0 {
@@ -203,7 +202,7 @@ func (r *Runtime) releaseStopped(ctx context.Context, rec *containerRecord) erro
 	if err := deleteRuntimeState(ctx, r.store.ContainerRunDir(rec.ID)); err != nil {
 		errs = append(errs, err)
 	}
-	if cg, err := cgroup.New(r.cgroupPath(&rec.Spec, rec.ID)); err == nil && cg.Exists() {
+	if cg, err := r.containerCgroup(rec); err == nil && cg.Exists() {
 		if err := cg.Kill(ctx); err != nil {
 			errs = append(errs, err)
 		}

@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-run/berth/cgroup"
 	"github.com/berth-run/berth/internal/errdefs"
 	"github.com/berth-run/berth/internal/oci"
 	"github.com/berth-run/berth/internal/overlay"
@@ -249,7 +248,7 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	log.Close()
 	oc.hub.close(es.Code, nil)
 	oom := false
-	if cg, err := cgroup.New(r.cgroupPath(&c.rec.Spec, id)); err == nil {
+	if cg, err := r.containerCgroup(c.rec); err == nil {
 		if n, err := cg.OOMKillCount(); err == nil && n > 0 {
 			oom = true
 		}
@@ -334,7 +333,7 @@ func (r *Runtime) reconcileLocked(ctx context.Context, id string) (*containerSta
 	c := &Container{rt: r, rec: rec}
 	if s, err := runtime.Load(r.store.ContainerRunDir(id)); err == nil {
 		_ = runtime.Delete(ctx, s, true, nil)
-	} else if cg, err := cgroup.New(r.cgroupPath(&rec.Spec, id)); err == nil {
+	} else if cg, err := r.containerCgroup(rec); err == nil {
 		_ = cg.Kill(ctx)
 		_ = cg.Delete()
 	}
@@ -465,7 +464,7 @@ func (c *Container) kill(ctx context.Context, sig syscall.Signal) error {
 	}
 	if st.Status == StatusPaused && (sig == syscall.SIGKILL || sig == syscall.SIGTERM) {
 		// A frozen process gets the signal once thawed.
-		if cg, err := cgroup.New(r.cgroupPath(&c.rec.Spec, c.rec.ID)); err == nil {
+		if cg, err := r.containerCgroup(c.rec); err == nil {
 			_ = cg.Thaw(ctx)
 		}
 	}
@@ -607,7 +606,7 @@ func (r *Runtime) removeLocked(ctx context.Context, rec *containerRecord) error 
 	if s, err := runtime.Load(r.store.ContainerRunDir(rec.ID)); err == nil {
 		_ = runtime.Delete(ctx, s, true, nil)
 	}
-	if cg, err := cgroup.New(r.cgroupPath(&rec.Spec, rec.ID)); err == nil && cg.Exists() {
+	if cg, err := r.containerCgroup(rec); err == nil && cg.Exists() {
 		_ = cg.Kill(ctx)
 		_ = cg.Delete()
 	}
