@@ -14,10 +14,12 @@ import (
 )
 
 // ForPort waits until the container listens on port ("3306/tcp",
-// "53/udp", "8080"): a socket bound to it in the container's network
-// namespace, read from the host in /proc/PID/net (no process is run in
-// the container), and, when the port is published, a connection from
-// the host to its published address that succeeds (TCP).
+// "53/udp", "8080"). A published TCP port is checked from the host: a
+// connection to its published address succeeds (through the NAT, so
+// only once the server accepts). A port that is not published, or UDP,
+// is checked in the container's network namespace: a socket bound to it
+// in /proc/PID/net, read from the host. No process is run in the
+// container.
 func ForPort(port Port) *PortStrategy { return &PortStrategy{port: port} }
 
 // PortStrategy is ForPort's strategy.
@@ -37,28 +39,31 @@ func (s *PortStrategy) WaitUntilReady(ctx context.Context, c *berth.Container) e
 	if err != nil {
 		return failure(c, s.String(), err)
 	}
+	addr := ""
+	if proto == "tcp" {
+		addr, _ = HostAddr(ctx, c, s.port) // "" when it is not published
+	}
+	pid := 0
 	return poll(ctx, c, s.String(), s.get(), 20*time.Millisecond, func(ctx context.Context) (bool, error) {
-		st, err := c.State(ctx)
-		if err != nil || !st.Running {
-			return false, err
+		if addr != "" {
+			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			var d net.Dialer
+			conn, err := d.DialContext(dctx, "tcp", addr)
+			if err != nil {
+				return false, fmt.Errorf("published at %s: %w", addr, err)
+			}
+			conn.Close()
+			return true, nil
 		}
-		ok, err := listening(st.Pid, proto, num)
-		if !ok || err != nil {
-			return false, err
+		if pid == 0 {
+			st, err := c.State(ctx)
+			if err != nil || !st.Running {
+				return false, err
+			}
+			pid = st.Pid
 		}
-		addr, err := HostAddr(ctx, c, s.port)
-		if err != nil || proto != "tcp" {
-			return true, nil // not published: listening is all there is to see
-		}
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		var d net.Dialer
-		conn, err := d.DialContext(dctx, "tcp", addr)
-		if err != nil {
-			return false, fmt.Errorf("listening, but its published address %s: %w", addr, err)
-		}
-		conn.Close()
-		return true, nil
+		return listening(pid, proto, num)
 	})
 }
 
