@@ -49,6 +49,10 @@ func Open(root, runRoot string) (*Store, error) {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
+	// Layers are unpacked in tmp/, containers and volumes made in theirs.
+	for _, d := range []string{"tmp", "containers", "volumes"} {
+		spreadSubdirs(filepath.Join(root, d))
+	}
 	lf, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
