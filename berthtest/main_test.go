@@ -2,6 +2,7 @@ package berthtest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,8 +56,8 @@ func removeStore(dir string) error {
 		if err != nil {
 			return err
 		}
-		for _, c := range shared {
-			if err := c.Remove(ctx, berth.RemoveForce(), berth.RemoveVolumes()); err != nil {
+		for _, c := range shared { // the monitor may be removing them too
+			if err := c.Remove(ctx, berth.RemoveForce(), berth.RemoveVolumes()); err != nil && !errors.Is(err, berth.ErrNotFound) {
 				return err
 			}
 		}
