@@ -76,9 +76,10 @@ const labelTest = "run.berth.test"
 // wait strategy is satisfied. The image is pulled if the store lacks it.
 // Every port the image exposes (and every port in spec.Ports) is
 // published on a random port of 127.0.0.1 unless spec.Ports gives it a
-// host port; HostAddr says where. t.Cleanup removes the container and its
-// anonymous volumes. A failure to start or to become ready fails the
-// test, showing the container's last log lines.
+// host port; HostAddr says where (on the host's network, spec.Network
+// "host", nothing is published: the ports are the host's). t.Cleanup
+// removes the container and its anonymous volumes. A failure to start or
+// to become ready fails the test, showing the container's last log lines.
 func Run(t testing.TB, spec berth.Spec, waits ...wait.Strategy) *Container {
 	t.Helper()
 	c, err := run(t, spec, waits, false)
@@ -101,10 +102,9 @@ func RunShared(t testing.TB, spec berth.Spec, waits ...wait.Strategy) *Container
 	return c
 }
 
-// run starts spec's container and waits for it. A container of a test
-// (t not nil, not shared) is this process's child and t.Cleanup removes
-// it; a shared one runs under the store's monitor, which removes it once
-// this process has exited.
+// run starts spec's container and waits for it. A test's container is
+// this process's child and t.Cleanup removes it; a shared one runs under
+// the store's monitor, which removes it once this process has exited.
 func run(t testing.TB, spec berth.Spec, waits []wait.Strategy, shared bool) (*Container, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
