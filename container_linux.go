@@ -246,7 +246,6 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	es, _ := oc.rc.Wait()
 	io.wait(2 * time.Second)
 	log.Close()
-	oc.hub.close(es.Code, nil)
 	oom := false
 	if cg, err := r.containerCgroup(c.rec); err == nil {
 		if n, err := cg.OOMKillCount(); err == nil && n > 0 {
@@ -287,6 +286,9 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	if c.rec.Spec.AutoRemove {
 		_ = r.removeLocked(ctx, c.rec)
 	}
+	// Attached clients learn the exit code once every process sees the
+	// container exited (and, with --rm, gone), as docker's attach.
+	oc.hub.close(es.Code, nil)
 	close(oc.done)
 }
 
