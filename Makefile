@@ -11,7 +11,7 @@ GO ?= go
 BIN := bin/berth
 export BERTH_TEST_STRICT ?= 1
 
-.PHONY: all build demo test deps vet fixtures torture
+.PHONY: all build demo test deps vet fixtures torture fuzz
 
 all: build
 
@@ -36,6 +36,11 @@ fixtures: deps
 
 test: deps vet fixtures
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 60m ./...
+	./scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME (10s) each; make test runs it.
+fuzz:
+	./scripts/fuzz.sh
 
 torture: deps
 	CGO_ENABLED=0 $(GO) test -count=1 -v -timeout 6h -run Torture ./internal/torture -torture.full
