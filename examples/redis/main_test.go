@@ -14,7 +14,6 @@ import (
 
 func TestRun(t *testing.T) {
 	testutil.RequiresRoot(t)
-	testutil.RequiresCommand(t, "debootstrap")
 	dir := t.TempDir()
 	t.Setenv("BERTH_ROOT", filepath.Join(dir, "root"))
 	t.Setenv("BERTH_RUNROOT", filepath.Join(dir, "run"))
@@ -24,9 +23,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	if _, err := fixtures.Ensure(ctx, rt, fixtures.Redis, fixtures.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	fixtures.Image(t, rt, fixtures.Redis)
 	ref, _ := fixtures.Ref(fixtures.Redis)
 	var out bytes.Buffer
 	if err := run(ctx, ref, &out); err != nil {
