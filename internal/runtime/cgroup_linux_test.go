@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-run/berth/cgroup"
+	"github.com/berth-run/berth/internal/testutil"
 )
 
 func TestCgroupPlacementAndRemoval(t *testing.T) {
@@ -115,5 +117,37 @@ func TestNoCgroups(t *testing.T) {
 	own, _ := os.ReadFile("/proc/self/cgroup")
 	if out != string(own) {
 		t.Fatalf("container cgroups\n%s\nhost\n%s", out, own)
+	}
+}
+
+// pathless is a CgroupManager that cannot tell its directories.
+type pathless struct{ CgroupManager }
+
+func TestTargetHierarchies(t *testing.T) {
+	testutil.RequiresRoot(t)
+	m, err := cgroup.New("berth/target-" + testID(t)) // not created: only its paths are used
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := readHierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, ok := targetHierarchies(m)
+	if !ok || len(target) != len(own) {
+		t.Fatalf("targetHierarchies = %v, %v; own %v", target, ok, own)
+	}
+	for i, h := range own {
+		got := filepath.Join(target[i].Mountpoint, target[i].Path)
+		want := m.Path(h.controller)
+		if want == "" { // not managed: the caller's cgroup stays
+			want = filepath.Join(h.mountpoint, h.path)
+		}
+		if got != want || target[i].Unified != h.unified {
+			t.Errorf("hierarchy %s (%q): %s, want %s", h.mountpoint, h.controller, got, want)
+		}
+	}
+	if _, ok := targetHierarchies(pathless{m}); ok {
+		t.Error("a manager without Path gave target hierarchies")
 	}
 }

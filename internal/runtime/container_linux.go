@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,6 +82,33 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	if opts.TieToParent {
 		pdeath = syscall.SIGKILL
 	}
+	// The cgroup is made before the fork, so that moving the init into
+	// it can start at once: a cgroup v1 move waits out an RCU grace
+	// period (1-10 ms on a busy machine), which then passes while the
+	// child's Go runtime boots and this process compiles the filter.
+	cgPath := opts.CgroupPath
+	if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
+		cgPath = spec.Linux.CgroupsPath
+	}
+	if cgPath == "" {
+		cgPath = "berth/" + opts.ID
+	}
+	cg, err := cgroupFactory(opts.Cgroups)(cgPath)
+	if err != nil {
+		return nil, err
+	}
+	if cg != nil {
+		var res *specs.LinuxResources
+		if spec.Linux != nil {
+			res = withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)
+		}
+		if err := cg.Create(res); err != nil {
+			return nil, err // the cgroup package names the cgroup
+		}
+		cleanup = append(cleanup, func() { _ = cg.Delete() })
+	} else {
+		cgPath = ""
+	}
 	attr := &os.ProcAttr{
 		// The death signal travels in the marker: the stage sets it
 		// itself (Go's SysProcAttr.Pdeathsig kills a child born in a
@@ -94,8 +122,23 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	childSock.Close()
-	c := &Container{proc: proc, exited: make(chan struct{}), sys: containerSys{forker: fk, sock: parentSock}}
+	c := &Container{proc: proc, exited: make(chan struct{}), sys: containerSys{forker: fk, sock: parentSock}, cg: cg}
+	// The move into the cgroup runs while the child boots; every return
+	// from here waits for it (a failed create deletes the cgroup).
+	added := make(chan error, 1)
+	if cg != nil {
+		go func() { added <- cg.Add(proc.Pid) }()
+	} else {
+		added <- nil
+	}
+	addErr := sync.OnceValue(func() error {
+		if err := <-added; err != nil {
+			return fmt.Errorf("add init to its cgroup: %w", err)
+		}
+		return nil
+	})
 	cleanup = append(cleanup, func() {
+		_ = addErr()
 		_ = proc.Kill()
 		_, _ = c.Wait()
 	})
@@ -103,47 +146,31 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	defer stop()
 
 	// The child is booting (the Go runtime's start takes a few ms):
-	// meanwhile compile the filter and make the cgroup. The child waits
-	// for its config, so it is in its cgroup before it does anything.
+	// meanwhile compile the filter.
 	var prog *seccomp.Program
 	if spec.Linux != nil && spec.Linux.Seccomp != nil {
 		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
 			return nil, err
 		}
 	}
-	cgPath := opts.CgroupPath
-	if spec.Linux != nil && spec.Linux.CgroupsPath != "" {
-		cgPath = spec.Linux.CgroupsPath
-	}
-	if cgPath == "" {
-		cgPath = "berth/" + opts.ID
-	}
-	cg, err := cgroupFactory(opts.Cgroups)(cgPath)
-	if err != nil {
-		return nil, err
-	}
-	c.cg = cg
-	if cg != nil {
-		var res *specs.LinuxResources
-		if spec.Linux != nil {
-			res = withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)
-		}
-		if err := cg.Create(res); err != nil {
-			return nil, err // the cgroup package names the cgroup
-		}
-		cleanup = append(cleanup, func() {
-			_ = proc.Kill()
-			_, _ = c.Wait()
-			_ = cg.Delete()
-		})
-		if err := cg.Add(proc.Pid); err != nil {
-			return nil, fmt.Errorf("add init to its cgroup: %w", err)
-		}
-	} else {
-		cgPath = ""
-	}
 	if opts.PreStart != nil {
 		if err := opts.PreStart(ctx, proc.Pid); err != nil {
+			return nil, err
+		}
+	}
+	// The init's own set-up (mounts, /dev) may run before it is in its
+	// cgroup, given the cgroups it mounts; what belongs to the container
+	// may not: a cgroup namespace is made of the init's cgroup, and hooks
+	// see the container's cgroups (and their processes must be in
+	// them). The user's process is executed after Create returns, by
+	// when the move is done.
+	var cgDirs []cgroupHierarchy
+	early := cg != nil && !newCgroupNS && spec.Hooks == nil
+	if early {
+		cgDirs, early = targetHierarchies(cg)
+	}
+	if !early {
+		if err := addErr(); err != nil {
 			return nil, err
 		}
 	}
@@ -163,6 +190,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		Process:     spec.Process,
 		NoPivot:     opts.NoPivotRoot,
 		NewCgroupNS: newCgroupNS,
+		CgroupDirs:  cgDirs,
 		UserNS:      userNS,
 		Annotations: spec.Annotations,
 		Pid:         proc.Pid,
@@ -210,6 +238,9 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		return nil, err
 	}
 	if err := c.awaitReady(ctx, &opts); err != nil {
+		return nil, err
+	}
+	if err := addErr(); err != nil {
 		return nil, err
 	}
 	if opts.PidFile != "" {

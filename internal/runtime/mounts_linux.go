@@ -314,9 +314,11 @@ func (b *rootfsBuilder) cgroupMount(m *specs.Mount, mo mountOptions) error {
 	defer unix.Close(target)
 	ro := mo.flags & unix.MS_RDONLY
 	common := mo.flags &^ (unix.MS_RDONLY | unix.MS_BIND | unix.MS_REC)
-	hier, err := readHierarchies()
-	if err != nil {
-		return err
+	hier := b.cfg.cgroups()
+	if hier == nil {
+		if hier, err = readHierarchies(); err != nil {
+			return err
+		}
 	}
 	if len(hier) == 1 && hier[0].unified && hier[0].mountpoint == "/sys/fs/cgroup" {
 		if b.cfg.NewCgroupNS {
@@ -402,6 +404,59 @@ type hierarchy struct {
 	mountpoint string // host mount point, e.g. /sys/fs/cgroup/memory
 	path       string // this process's cgroup relative to the mount's root
 	unified    bool
+	controller string // the first controller ("cpu", "name=systemd"); "" on v2
+}
+
+// cgroupHierarchy is a hierarchy as the parent sends it to the init: the
+// cgroups the init is being moved into (CgroupDirs), so that it can
+// mount them before the move is done.
+type cgroupHierarchy struct {
+	Mountpoint string `json:"mountpoint"`
+	Path       string `json:"path"`
+	Unified    bool   `json:"unified,omitempty"`
+}
+
+// cgroups are the hierarchies the parent sent, or nil.
+func (c *stageConfig) cgroups() []hierarchy {
+	if len(c.CgroupDirs) == 0 {
+		return nil
+	}
+	out := make([]hierarchy, len(c.CgroupDirs))
+	for i, h := range c.CgroupDirs {
+		out[i] = hierarchy{mountpoint: h.Mountpoint, path: h.Path, unified: h.Unified}
+	}
+	return out
+}
+
+// targetHierarchies are this process's cgroup hierarchies (which a child
+// it just forked shares) with the cgroups of cg in place of its own: what
+// the child's /proc/self/cgroup shows once cg.Add moved it. ok is false
+// when cg cannot tell its directories or one lies outside its hierarchy.
+func targetHierarchies(cg CgroupManager) (_ []cgroupHierarchy, ok bool) {
+	dirs, ok := cg.(interface {
+		Path(controller string) string
+	})
+	if !ok {
+		return nil, false
+	}
+	hier, err := readHierarchies()
+	if err != nil {
+		return nil, false
+	}
+	out := make([]cgroupHierarchy, len(hier))
+	for i, h := range hier {
+		out[i] = cgroupHierarchy{Mountpoint: h.mountpoint, Path: h.path, Unified: h.unified}
+		// A hierarchy cg does not manage keeps the caller's cgroup, as
+		// Add leaves it.
+		if dir := dirs.Path(h.controller); dir != "" {
+			rel, err := filepath.Rel(h.mountpoint, dir)
+			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+				return nil, false
+			}
+			out[i].Path = rel
+		}
+	}
+	return out, true
 }
 
 // readHierarchies pairs the lines of /proc/self/cgroup with the cgroup
@@ -466,7 +521,7 @@ func readHierarchies() ([]hierarchy, error) {
 		if err != nil || strings.HasPrefix(rel, "..") {
 			rel = "."
 		}
-		out = append(out, hierarchy{mountpoint: mp.point, path: rel, unified: parts[1] == ""})
+		out = append(out, hierarchy{mountpoint: mp.point, path: rel, unified: parts[1] == "", controller: key})
 	}
 	if len(out) == 0 {
 		return nil, errdefs.New(errdefs.ErrNotSupported, "no cgroup hierarchy is mounted")

@@ -41,6 +41,9 @@ type stageConfig struct {
 	// NewCgroupNS: unshare the cgroup namespace once placed in the
 	// container's cgroup (init).
 	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
+	// CgroupDirs, when set, are the cgroups the parent is moving the
+	// init into, for its cgroup mounts (init).
+	CgroupDirs []cgroupHierarchy `json:"cgroupDirs,omitempty"`
 	// UserNS: the container has its own user namespace (device nodes are
 	// bind-mounted from the host instead of made).
 	UserNS bool `json:"userNS,omitempty"`
