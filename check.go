@@ -64,7 +64,8 @@ func (p Problem) String() string {
 // alive, its root filesystem is mounted and its cgroup exists; a stopped
 // one has no mount, no cgroup, no process, no run-time state and no
 // network namespace left. Mounts and run-time state under the store that
-// belong to no running container are reported.
+// belong to no running container are reported, and so are the addresses
+// (IPAM leases), veths and published ports of containers that do not run.
 //
 // WithRepair fixes what it can: it drops tags of missing images, removes
 // unused and corrupt blobs and unused layers, unpacks a missing layer
@@ -72,7 +73,8 @@ func (p Problem) String() string {
 // records a container whose owner died as exited (releasing its mounts,
 // cgroup and network), releases what stopped containers left, and marks a
 // container that cannot run (its layers are gone, its record is
-// unreadable) dead, so that it can only be removed. What it cannot fix is
+// unreadable) dead, so that it can only be removed, and releases the
+// network resources of containers that do not run. What it cannot fix is
 // reported with Repaired false. Check does not stop running containers.
 //
 // Check runs beside other processes using the store: it takes the store
@@ -83,7 +85,7 @@ func (r *Runtime) Check(ctx context.Context, opts ...CheckOption) ([]Problem, er
 		opt(&o)
 	}
 	c := &checker{r: r, o: o}
-	for _, step := range []func(context.Context) error{c.checkLeftovers, c.checkImages, c.checkBlobs, c.checkLayers, c.checkHost, c.checkContainers, c.checkVolumes} {
+	for _, step := range []func(context.Context) error{c.checkLeftovers, c.checkImages, c.checkBlobs, c.checkLayers, c.checkHost, c.checkContainers, c.checkNetworks, c.checkVolumes} {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -111,8 +112,7 @@ type SystemPruneOptions struct {
 	// system prune --volumes).
 	Volumes bool
 	// Filters are "until=..." and "label=..." / "label!=..." filters,
-	// applied to containers, networks and volumes (label only) and images
-	// (until, label).
+	// applied to containers, networks, images, and volumes (label only).
 	Filters []string
 }
 
@@ -128,7 +128,8 @@ type SystemPruneReport struct {
 }
 
 // Prune removes what nothing uses, as `docker system prune`: containers
-// that are not running, then networks no container uses, then (with
+// that are not running, then user-defined networks no running container
+// is attached to, then (with
 // Volumes) anonymous volumes no container uses, then dangling images
 // (with All every image no container uses). It goes on after an error and
 // returns them all with what it did remove. A malformed filter is an
@@ -149,9 +150,13 @@ func (r *Runtime) Prune(ctx context.Context, o SystemPruneOptions) (*SystemPrune
 	rep.Containers, rep.SpaceReclaimed = ids, rep.SpaceReclaimed+n
 	errs = append(errs, err)
 
-	names, err := r.pruneNetworks(ctx, o.Filters)
-	rep.Networks = names
-	errs = append(errs, err)
+	// PruneNetworks makes the default network when it is missing: only
+	// called when there is a user-defined network to remove.
+	if recs, err := r.networkRecords(); err == nil && slices.ContainsFunc(recs, func(n *networkRecord) bool { return !isPredefinedNetwork(n.Name) }) {
+		names, err := r.PruneNetworks(ctx, o.Filters...)
+		rep.Networks = names
+		errs = append(errs, err)
+	}
 
 	if o.Volumes {
 		var vf []string

@@ -53,6 +53,10 @@ func TestPrune(t *testing.T) {
 	if _, err := rt.CreateVolume(ctx, "named"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := rt.CreateNetwork(ctx, "pnet"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = berth.RemoveStoreNetworks(context.Background(), rt) })
 
 	// Bad filters remove nothing.
 	for _, bad := range []string{"until=yesterday", "nolabel=x", "label"} {
@@ -82,7 +86,7 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rep.Containers, []string{keep.ID()}) || len(rep.Volumes) != 1 || len(rep.Volumes[0]) != 64 {
+	if !slices.Equal(rep.Containers, []string{keep.ID()}) || len(rep.Volumes) != 1 || len(rep.Volumes[0]) != 64 || !slices.Equal(rep.Networks, []string{"pnet"}) {
 		t.Errorf("system prune: %+v", rep)
 	}
 	if len(rep.Images) != 1 || rep.Images[0].Deleted != dangling.ID() || rep.SpaceReclaimed <= 0 {

@@ -29,12 +29,13 @@ type op struct {
 
 // The containers the operations work on.
 const (
-	boxName    = "tbox" // runs all along: exec and commit target it
-	rmName     = "trm"  // exited: rm removes it
-	rmfName    = "trmf" // running: rm -f removes it
-	commitRef  = "torture/commit:latest"
-	volumeName = "tvol"
-	runLabel   = "torture.run"
+	boxName     = "tbox" // runs all along: exec and commit target it
+	rmName      = "trm"  // exited: rm removes it
+	rmfName     = "trmf" // running: rm -f removes it
+	commitRef   = "torture/commit:latest"
+	volumeName  = "tvol"
+	networkName = "tnet"
+	runLabel    = "torture.run"
 )
 
 func noArg(*suite) string     { return "" }
@@ -184,6 +185,36 @@ var ops = []*op{
 			}
 			return v.Remove(s.ctx)
 		},
+	},
+	networkOp,
+}
+
+// networkOp creates a user-defined network; after a kill it is removed
+// (if it was made) and created again.
+var networkOp = &op{
+	name: "network",
+	arg:  noArg,
+	run: func(ctx context.Context, rt *berth.Runtime, _ string) error {
+		_, err := rt.CreateNetwork(ctx, networkName)
+		return err
+	},
+	again: func(s *suite, _ string) error {
+		if n, err := s.rt.Network(s.ctx, networkName); err == nil {
+			if err := n.Remove(s.ctx); err != nil {
+				return err
+			}
+		} else if !notFound(err) {
+			return err
+		}
+		_, err := s.rt.CreateNetwork(s.ctx, networkName)
+		return err
+	},
+	cleanup: func(s *suite) error {
+		n, err := s.rt.Network(s.ctx, networkName)
+		if err != nil {
+			return ignoreMissing(err)
+		}
+		return n.Remove(s.ctx)
 	},
 }
 
