@@ -335,3 +335,16 @@ func TestCopySymlinkSwapRace(t *testing.T) {
 	t.Logf("%d copies in and %d out got through the swapping directory", ins, outs)
 	s.untouched(t)
 }
+
+// TestMaxLayerSizeInvalid: a negative limit is refused before anything is
+// made.
+func TestMaxLayerSizeInvalid(t *testing.T) {
+	d := t.TempDir()
+	_, err := berth.Open(context.Background(), berth.WithRoot(filepath.Join(d, "root")), berth.WithRunRoot(filepath.Join(d, "run")), berth.WithMaxLayerSize(-1))
+	if !errors.Is(err, berth.ErrInvalid) {
+		t.Fatalf("open: %v, want ErrInvalid", err)
+	}
+	if ents, _ := os.ReadDir(d); len(ents) != 0 {
+		t.Fatalf("open made %v", ents)
+	}
+}
