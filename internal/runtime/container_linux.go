@@ -237,6 +237,16 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
+	// state.json keeps the whole spec (exec compiles the filter from
+	// it); the Container, which may live as long as the container,
+	// keeps it without its seccomp profile: docker's default is most of
+	// a spec's size, and the init has it compiled already.
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		kept, l := *spec, *spec.Linux
+		l.Seccomp = nil
+		kept.Linux = &l
+		st.Config = &kept
+	}
 	if err := c.awaitReady(ctx, &opts); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -185,5 +186,61 @@ func TestPreStart(t *testing.T) {
 		PreStart: func(context.Context, int) error { return fmt.Errorf("network setup failed") }})
 	if err == nil || err.Error() != "network setup failed" {
 		t.Fatalf("create with a failing PreStart: %v", err)
+	}
+}
+
+// TestTiedContainersShareAThread creates several containers tied to this
+// process and checks that they do not hold a thread each: they are all
+// forked from the process's tied thread, which outlives them. They must
+// also survive the ends of other threads (a locked goroutine exiting
+// ends its thread).
+func TestTiedContainersShareAThread(t *testing.T) {
+	const n = 8
+	threads := func() int {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	spec := sh(t, "sleep 1000")
+	onTiedThread(func() {}) // the tied thread exists before the count
+	before := threads()
+	var cs []*Container
+	for range n {
+		id := testID(t)
+		c, err := Create(context.Background(), CreateOpts{ID: id, Spec: spec, StateDir: filepath.Join(stateRoot(t), id), TieToParent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+		t.Cleanup(func() {
+			c.Kill(syscall.SIGKILL)
+			c.Wait()
+			c.Delete(context.Background(), true)
+		})
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := threads() - before; grown >= n {
+		t.Errorf("%d tied containers added %d threads", n, grown)
+	}
+	// Threads that end (locked goroutines returning) leave them alive.
+	for range 4 {
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(done)
+		}()
+		<-done
+	}
+	time.Sleep(100 * time.Millisecond) // a death signal would have been sent by now
+	for _, c := range cs {
+		select {
+		case <-c.Exited():
+			t.Fatalf("container %s died with a thread", c.ID())
+		default:
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -114,9 +115,10 @@ func joinNamespaces(joins []nsJoin) error {
 // With keep (PR_SET_PDEATHSIG), the forking thread is the child's parent
 // for the death signal: if that thread ended, the child would be killed.
 // Any thread of the Go runtime can end (a goroutine that locks it and
-// exits), so the fork happens on a thread locked to a goroutine that stays
-// parked until release; then the thread goes back to the runtime (or ends,
-// if it joined namespaces).
+// exits), so the fork happens on a thread that stays: without namespaces
+// to join, the process's tied thread (onTiedThread), shared by every such
+// child; with them, the joining thread, locked to a goroutine that stays
+// parked until release, and then ends.
 //
 // Without either, the fork happens on whatever thread runs a fresh
 // goroutine.
@@ -130,6 +132,15 @@ type forkResult struct {
 }
 
 func startProcess(joins []nsJoin, join func() error, keep bool, path string, argv []string, attr *os.ProcAttr) (*os.Process, *forker, error) {
+	if keep && len(joins) == 0 && join == nil {
+		var p *os.Process
+		var err error
+		onTiedThread(func() { p, err = os.StartProcess(path, argv, attr) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, nil, nil // nothing to release: the thread stays
+	}
 	f := &forker{release: make(chan struct{})}
 	ch := make(chan forkResult, 1)
 	go func() {
@@ -164,6 +175,37 @@ func startProcess(joins []nsJoin, join func() error, keep bool, path string, arg
 		return nil, nil, r.err
 	}
 	return r.p, f, nil
+}
+
+// tiedThread forks the children tied to this process (keep) that join no
+// namespace. Its goroutine stays locked to it and never returns, so the
+// thread lasts as long as the process: one thread for all of them,
+// rather than a parked thread each, which a monitor running many
+// containers would pay for in memory (~45 KiB of stacks per thread). It
+// is process-wide as the death signal is: a property of this process's
+// threads, not of any caller's object.
+var tiedThread struct {
+	once sync.Once
+	reqs chan func()
+}
+
+// onTiedThread runs fn on the tied thread and returns when it is done.
+func onTiedThread(fn func()) {
+	tiedThread.once.Do(func() {
+		tiedThread.reqs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked, never returns
+			for fn := range tiedThread.reqs {
+				fn()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	tiedThread.reqs <- func() {
+		defer close(done)
+		fn()
+	}
+	<-done
 }
 
 // done lets the forking thread exit (call once the child is reaped).
