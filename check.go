@@ -276,7 +276,7 @@ func (c *checker) checkBlobs(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	used, _, err := c.usedObjects()
+	used, _, err := s.Used()
 	if err != nil {
 		return err
 	}
@@ -293,33 +293,6 @@ func (c *checker) checkBlobs(ctx context.Context) error {
 	return nil
 }
 
-// usedObjects lists the blobs and layers that image and container
-// records use. The caller holds the store lock.
-func (c *checker) usedObjects() (blobs, layers map[digest.Digest]bool, err error) {
-	s := c.r.store
-	images, err := s.Images()
-	if err != nil {
-		return nil, nil, err
-	}
-	blobs, layers = map[digest.Digest]bool{}, map[digest.Digest]bool{}
-	for _, im := range images {
-		for _, b := range im.Blobs() {
-			blobs[b] = true
-		}
-		for _, l := range im.Layers {
-			layers[l.ChainID] = true
-		}
-	}
-	users, err := s.LayerUsers()
-	if err != nil {
-		return nil, nil, err
-	}
-	for l := range users {
-		layers[l] = true
-	}
-	return blobs, layers, nil
-}
-
 // checkLayers checks the layer records, their directories, chains and
 // links, and reports the layers nothing uses.
 func (c *checker) checkLayers(ctx context.Context) error {
@@ -333,7 +306,7 @@ func (c *checker) checkLayers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, used, err := c.usedObjects()
+	_, used, err := s.Used()
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package berth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -460,31 +459,5 @@ func (r *Runtime) imageUsers(id digest.Digest) imageUsage {
 // image no container uses) and reports what it removed and the space
 // reclaimed.
 func (r *Runtime) PruneImages(ctx context.Context, all bool) ([]RemoveReport, int64, error) {
-	images, err := r.Images(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	var reports []RemoveReport
-	var reclaimed int64
-	var errs []error
-	for _, im := range images {
-		if !all && !im.Dangling() {
-			continue
-		}
-		u := r.imageUsers(im.rec.ID)
-		if len(u.running)+len(u.stopped) > 0 {
-			continue
-		}
-		size := im.Size()
-		rep, err := r.RemoveImage(ctx, im.ID(), WithForce(true))
-		if err != nil {
-			if !errors.Is(err, errdefs.ErrNotFound) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		reports = append(reports, rep...)
-		reclaimed += size
-	}
-	return reports, reclaimed, errors.Join(errs...)
+	return r.pruneImagesFiltered(ctx, all, nil) // prune.go
 }

@@ -176,12 +176,10 @@ func (r *Runtime) Prune(ctx context.Context, o SystemPruneOptions) (*SystemPrune
 	return rep, errors.Join(errs...)
 }
 
-// pruneImagesFiltered is PruneImages keeping the images the until and
-// label filters select.
+// pruneImagesFiltered removes the dangling images (every image with all)
+// that no container uses and that the until and label filters (nil:
+// none) select.
 func (r *Runtime) pruneImagesFiltered(ctx context.Context, all bool, f volumeFilters) ([]RemoveReport, int64, error) {
-	if len(f["until"])+len(f["label"])+len(f["label!"]) == 0 {
-		return r.PruneImages(ctx, all)
-	}
 	var until time.Time
 	for _, v := range f["until"] {
 		t, _ := parseUntil(v, time.Now())

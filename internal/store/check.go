@@ -323,6 +323,28 @@ func (s *Store) TryLockName(name string) (lk *FileLock, ok bool, err error) {
 	return &FileLock{f: f}, true, nil
 }
 
+// Used lists the blobs that image records use and the layers that image
+// and container records use.
+func (s *Store) Used() (blobs, layers map[digest.Digest]bool, err error) {
+	images, err := s.Images()
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, layers = map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	for _, im := range images {
+		for _, b := range im.Blobs() {
+			blobs[b] = true
+		}
+		for _, l := range im.Layers {
+			layers[l.ChainID] = true
+		}
+	}
+	for _, c := range s.containerLayerRefs() {
+		layers[c] = true
+	}
+	return blobs, layers, nil
+}
+
 // CollectGarbage removes the blobs and layers that no image record or
 // container uses and no live lease holds (DeleteBlob and DeleteLayer
 // spare leased ones), under the store lock.
@@ -332,27 +354,15 @@ func (s *Store) CollectGarbage() error {
 		return err
 	}
 	defer unlock()
-	images, err := s.Images()
+	usedBlobs, usedLayers, err := s.Used()
 	if err != nil {
 		return err
 	}
-	usedBlobs, usedLayers := map[digest.Digest]bool{}, map[digest.Digest]bool{}
-	for _, im := range images {
-		for _, b := range im.Blobs() {
-			usedBlobs[b] = true
-		}
-		for _, l := range im.Layers {
-			usedLayers[l.ChainID] = true
-		}
-	}
-	for _, c := range s.containerLayerRefs() {
-		usedLayers[c] = true
-	}
-	var errs []error
 	layers, err := s.Layers()
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, l := range layers {
 		if !usedLayers[l.ChainID] {
 			errs = append(errs, s.DeleteLayer(l.ChainID))

@@ -110,22 +110,9 @@ func (s *Store) DeleteImage(id digest.Digest) error {
 // collect removes the layers and blobs of a deleted image that nothing
 // else references.
 func (s *Store) collect(gone *Image) error {
-	images, err := s.Images()
+	usedBlobs, usedLayers, err := s.Used()
 	if err != nil {
 		return err
-	}
-	usedBlobs := map[digest.Digest]bool{}
-	usedLayers := map[digest.Digest]bool{}
-	for _, im := range images {
-		for _, b := range im.Blobs() {
-			usedBlobs[b] = true
-		}
-		for _, l := range im.Layers {
-			usedLayers[l.ChainID] = true
-		}
-	}
-	for _, c := range s.containerLayerRefs() {
-		usedLayers[c] = true
 	}
 	var errs []error
 	for _, l := range gone.Layers {
