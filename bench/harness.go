@@ -87,6 +87,10 @@ func (h *harness) setup() {
 	h.berthBin = bin
 	root, run := filepath.Join(h.work, "berth", "root"), filepath.Join(h.work, "berth", "run")
 	h.berthRoot = root
+	// The library in this process (berth.Default, which berthtest uses)
+	// opens the same store.
+	t.Setenv("BERTH_ROOT", root)
+	t.Setenv("BERTH_RUNROOT", run)
 	h.berth = &engine{name: "berth", command: func(args ...string) *exec.Cmd {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "BERTH_ROOT="+root, "BERTH_RUNROOT="+run)

@@ -17,9 +17,10 @@ import (
 
 // peer is a peer engine, set up on first use, or why it cannot run here.
 type peer struct {
-	cli  *engine      // podman, docker
-	bare *bareRuntime // runc, crun
-	skip string
+	cli    *engine      // podman, docker
+	bare   *bareRuntime // runc, crun
+	socket string       // dockerd's API socket
+	skip   string
 }
 
 // peerSetups make the peers, in the run's scope (torn down at its end).
@@ -30,7 +31,7 @@ var peerSetups = map[string]func(h *harness, p *peer){
 	},
 	"docker": func(h *harness, p *peer) {
 		d := testutil.NewDockerd(h.tb)
-		p.cli = &engine{name: "docker", command: d.Command}
+		p.cli, p.socket = &engine{name: "docker", command: d.Command}, d.Socket
 	},
 	"runc": func(h *harness, p *peer) {
 		bin := testutil.RequiresCommand(h.tb, "runc")

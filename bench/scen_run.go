@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/berth-run/berth"
 )
 
 // runArgs is `run --rm [extra...] IMAGE true`.
@@ -12,25 +14,39 @@ func runArgs(image string, extra ...string) []string {
 	return append(args, image, "true")
 }
 
-// runScenario measures `run --rm ... busybox true` with each engine.
-func runScenario(name, title string, extra func(e *engine, round int) []string) *scenario {
+// runScenario measures `run --rm ARGS busybox true` with each engine's
+// command line, and the same through berth's library in this process
+// ("berth-lib": Run, Wait, removal by AutoRemove), whose spec edit
+// makes it the same container.
+func runScenario(name, title string, args []string, edit func(*berth.Spec)) *scenario {
 	return &scenario{name: name, title: title, unit: "ms",
 		setup: func(h *harness, t *tb) []*contender {
-			return h.cliContenders(t, func(e *engine) *contender {
+			cs := h.cliContenders(t, func(e *engine) *contender {
 				e.ensure(t, h.busybox)
-				round := 0
 				return &contender{name: e.name, measure: func(t *tb) float64 {
-					round++
-					return e.time(t, runArgs(h.busybox, extra(e, round)...)...)
+					return e.time(t, runArgs(h.busybox, args...)...)
 				}}
 			})
+			spec := berth.Spec{Image: h.busybox, Cmd: []string{"true"}, AutoRemove: true}
+			edit(&spec)
+			lib := &contender{name: "berth-lib", measure: func(t *tb) float64 {
+				return timed(func() {
+					c, err := h.library(t).Run(h.ctx, spec)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if code, err := c.Wait(h.ctx); err != nil || code != 0 {
+						t.Fatalf("library run: exit %d, %v", code, err)
+					}
+				})
+			}}
+			return append(cs[:1], append([]*contender{lib}, cs[1:]...)...)
 		}}
 }
 
 var runNone = func() *scenario {
-	s := runScenario("run-none", "run --rm --network none busybox true", func(*engine, int) []string {
-		return []string{"--network", "none"}
-	})
+	s := runScenario("run-none", "run --rm --network none busybox true",
+		[]string{"--network", "none"}, func(s *berth.Spec) { s.Network = "none" })
 	cli := s.setup
 	s.setup = func(h *harness, t *tb) []*contender {
 		return append(cli(h, t), h.bareContenders(t)...)
@@ -39,16 +55,10 @@ var runNone = func() *scenario {
 }()
 
 var runBridge = runScenario("run-bridge", "run --rm busybox true (the default bridge network)",
-	func(*engine, int) []string { return nil })
+	nil, func(*berth.Spec) {})
 
-// publishPorts gives each engine its own range of host ports, so that a
-// port one engine has not released yet never fails another's run.
-var publishPorts = map[string]int{"berth": 18000, "podman": 19000, "docker": 20000}
-
-var runPublish = runScenario("run-publish", "run --rm -p HOSTPORT:80 busybox true (bridge and a published port)",
-	func(e *engine, round int) []string {
-		return []string{"-p", fmt.Sprintf("%d:80", publishPorts[e.name]+round%500)}
-	})
+var runPublish = runScenario("run-publish", "run --rm -p 80 busybox true (bridge, a port published on a random host port)",
+	[]string{"-p", "80"}, func(s *berth.Spec) { s.Ports = []berth.PortBinding{{ContainerPort: 80}} })
 
 // bareContenders are runc and crun running the bundle berth's `run
 // --network none busybox true` executes (bundle()).

@@ -13,5 +13,6 @@ var scenarios = []*scenario{
 	commit100,
 	saveRedis,
 	loadRedis,
+	berthtestRedis,
 	memory50,
 }
