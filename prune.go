@@ -112,7 +112,8 @@ type SystemPruneOptions struct {
 	// system prune --volumes).
 	Volumes bool
 	// Filters are "until=..." and "label=..." / "label!=..." filters,
-	// applied to containers, networks, images, and volumes (label only).
+	// applied to containers, networks, images, and volumes (label only:
+	// until with Volumes is ErrInvalid, as in docker).
 	Filters []string
 }
 
@@ -143,6 +144,9 @@ func (r *Runtime) Prune(ctx context.Context, o SystemPruneOptions) (*SystemPrune
 		if _, err := parseUntil(v, time.Now()); err != nil {
 			return nil, err
 		}
+	}
+	if o.Volumes && len(f["until"]) > 0 {
+		return nil, errdefs.New(errdefs.ErrInvalid, `the "until" filter is not supported with "--volumes"`)
 	}
 	rep := &SystemPruneReport{}
 	var errs []error

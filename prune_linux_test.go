@@ -67,6 +67,9 @@ func TestPrune(t *testing.T) {
 			t.Errorf("system prune filter %q: %v, want ErrInvalid", bad, err)
 		}
 	}
+	if _, err := rt.Prune(ctx, berth.SystemPruneOptions{Volumes: true, Filters: []string{"until=1h"}}); !errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("system prune --volumes with until: %v, want ErrInvalid", err)
+	}
 	// until=1h keeps everything made just now.
 	if ids, _, err := rt.PruneContainers(ctx, "until=1h"); err != nil || len(ids) != 0 {
 		t.Fatalf("prune until=1h: %v %v", ids, err)

@@ -399,11 +399,7 @@ func imagePruneCmd(g *globals) *cobra.Command {
 				return err
 			}
 			reps, reclaimed, err := rt.PruneImages(ctx, all)
-			if len(reps) > 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "Deleted Images:")
-				printRemoveReports(cmd.OutOrStdout(), reps)
-				fmt.Fprintln(cmd.OutOrStdout())
-			}
+			printSection(cmd.OutOrStdout(), "Deleted Images:", pruneImageLines(reps)) // prune.go: docker's lower-case lines
 			fmt.Fprintln(cmd.OutOrStdout(), "Total reclaimed space:", humanSize(reclaimed))
 			return err
 		},

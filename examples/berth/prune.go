@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -70,16 +71,7 @@ func systemPruneCmd(g *globals) *cobra.Command {
 			printSection(w, "Deleted Containers:", rep.Containers)
 			printSection(w, "Deleted Networks:", rep.Networks)
 			printSection(w, "Deleted Volumes:", rep.Volumes)
-			var images []string
-			for _, r := range rep.Images {
-				if r.Untagged != "" {
-					images = append(images, "untagged: "+r.Untagged)
-				}
-				if r.Deleted != "" {
-					images = append(images, "deleted: "+r.Deleted)
-				}
-			}
-			printSection(w, "Deleted Images:", images)
+			printSection(w, "Deleted Images:", pruneImageLines(rep.Images))
 			fmt.Fprintln(w, "Total reclaimed space:", humanSize(rep.SpaceReclaimed))
 			return err
 		},
@@ -104,11 +96,28 @@ func systemPruneWarning(o berth.SystemPruneOptions) string {
 	}
 	if len(o.Filters) > 0 {
 		lines = append(lines, "", "  Items to be pruned will be filtered with:")
-		for _, f := range o.Filters {
+		filters := slices.Clone(o.Filters)
+		slices.Sort(filters)
+		for _, f := range filters {
 			lines = append(lines, "  - "+f)
 		}
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// pruneImageLines are docker's lines of pruned images: "untagged: NAME",
+// "deleted: ID" (lower case, unlike rmi's).
+func pruneImageLines(reps []berth.RemoveReport) []string {
+	var out []string
+	for _, r := range reps {
+		if r.Untagged != "" {
+			out = append(out, "untagged: "+r.Untagged)
+		}
+		if r.Deleted != "" {
+			out = append(out, "deleted: "+r.Deleted)
+		}
+	}
+	return out
 }
 
 // printSection prints a heading, the lines and a blank line, as docker's
