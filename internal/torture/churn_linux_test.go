@@ -57,7 +57,7 @@ func TestTortureRunRm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaks := Diff(base, after, nil)
+	leaks := Diff(base, after, allowed)
 	for _, l := range leaks {
 		t.Errorf("leak after %d runs: %s", n, l)
 	}

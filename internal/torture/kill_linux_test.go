@@ -3,6 +3,7 @@ package torture
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,23 +61,29 @@ func TestTortureKill(t *testing.T) {
 			}
 		}
 	}
-	// Calibrate: how long each operation takes, uninterrupted.
+	// Calibrate: how long each operation takes, uninterrupted (the
+	// median of three runs, from "begin" to "done").
 	for _, o := range selected {
 		st := &opStats{}
 		stats[o.name] = st
-		if o.prepare != nil {
-			if err := o.prepare(s); err != nil {
-				t.Fatalf("%s: prepare: %v", o.name, err)
+		var took []time.Duration
+		for range 3 {
+			if o.prepare != nil {
+				if err := o.prepare(s); err != nil {
+					t.Fatalf("%s: prepare: %v", o.name, err)
+				}
 			}
+			w := s.startWorker(o.name, o.arg(s))
+			<-w.begun
+			start := time.Now()
+			if err := <-w.done; err != nil || w.finished.IsZero() {
+				t.Fatalf("%s, not killed: %v\n%s", o.name, err, w.out.String())
+			}
+			took = append(took, w.finished.Sub(start))
+			s.afterTrial(o, 0, func(format string, a ...any) { fail(o, 0, format, a...) })
 		}
-		w := s.startWorker(o.name, o.arg(s))
-		<-w.begun
-		start := time.Now()
-		if err := <-w.done; err != nil {
-			t.Fatalf("%s, not killed: %v\n%s", o.name, err, w.out.String())
-		}
-		st.est = max(time.Since(start), 2*time.Millisecond)
-		s.afterTrial(o, 0, func(format string, a ...any) { fail(o, 0, format, a...) })
+		slices.Sort(took)
+		st.est = max(took[1], time.Millisecond)
 	}
 	for trial := 1; trial <= perOp; trial++ {
 		for _, o := range selected {
@@ -92,20 +99,20 @@ func TestTortureKill(t *testing.T) {
 			arg := o.arg(s)
 			w := s.startWorker(o.name, arg)
 			<-w.begun
-			delay := time.Duration(s.rng.Float64() * 1.2 * float64(st.est))
+			delay := time.Duration(s.rng.Float64() * float64(st.est))
 			select {
 			case err := <-w.done:
-				st.completed++
 				if err != nil {
 					f("failed without being killed: %v: %s", err, w.out.String())
 				}
 			case <-time.After(delay):
 				_ = w.cmd.Process.Kill()
-				if err := <-w.done; err != nil {
-					st.killed++
-				} else {
-					st.completed++
-				}
+				<-w.done
+			}
+			if w.finished.IsZero() {
+				st.killed++
+			} else {
+				st.completed++
 			}
 			reapOrphans()
 			// Open repairs what the kill left; Check must then find nothing.

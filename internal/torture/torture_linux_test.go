@@ -208,7 +208,10 @@ type worker struct {
 	cmd   *exec.Cmd
 	begun chan struct{} // closed when the worker starts its operation
 	done  chan error    // the worker's exit
-	out   strings.Builder
+	// finished is when the worker said its operation was done (zero:
+	// it did not); valid once done delivered.
+	finished time.Time
+	out      strings.Builder
 }
 
 // startWorker starts a worker running kind with arg.
@@ -228,9 +231,14 @@ func (s *suite) startWorker(kind, arg string) *worker {
 		sc := bufio.NewScanner(stdout)
 		begun := false
 		for sc.Scan() {
-			if sc.Text() == "begin" && !begun {
-				begun = true
-				close(w.begun)
+			switch sc.Text() {
+			case "begin":
+				if !begun {
+					begun = true
+					close(w.begun)
+				}
+			case "done":
+				w.finished = time.Now()
 			}
 		}
 		if !begun {
