@@ -108,7 +108,9 @@ func (c *Container) commit(ctx context.Context, ref string, o commitOptions) (*I
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: append([]digest.Digest(nil), base.config.RootFS.DiffIDs...)},
 		History:  append([]ocispec.History(nil), base.config.History...),
 	}
-	img.History = append(img.History, ocispec.History{Created: &now, CreatedBy: strings.Join(cfg.Cmd, " "),
+	// As docker: the history names the command the container ran (what
+	// made the layer), not the CMD the new image will have.
+	img.History = append(img.History, ocispec.History{Created: &now, CreatedBy: strings.Join(append([]string{rec.Path}, rec.Args...), " "),
 		Author: o.author, Comment: o.message, EmptyLayer: empty})
 	layers := make([]store.ImageLayer, 0, len(base.rec.Layers)+1)
 	for _, l := range base.rec.Layers {
