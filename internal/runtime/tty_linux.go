@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"fmt"
-	"net"
 	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -81,14 +80,32 @@ func useConsole(slave int) error {
 }
 
 // sendConsole passes a pty master to the OCI console socket at path.
+// Plain syscalls, not package net: importing net puts its (and its
+// dependencies') initialisation before this package's, which every
+// container init, a re-exec of the whole binary, would pay first.
 func sendConsole(path string, master *os.File) error {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("console socket: %w", err)
 	}
-	defer conn.Close()
+	defer unix.Close(fd)
+	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+	for err == unix.EINTR {
+		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err == unix.EISCONN {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("console socket %s: %w", path, err)
+	}
 	oob := unix.UnixRights(int(master.Fd()))
-	if _, _, err := conn.WriteMsgUnix([]byte(master.Name()), oob, nil); err != nil {
+	for {
+		err = unix.Sendmsg(fd, []byte(master.Name()), oob, nil, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("send console: %w", err)
 	}
 	return nil
