@@ -306,7 +306,8 @@ func TestCopySymlinkSwapRace(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.sentinel, "file"), []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	swapper := fmt.Sprintf(`while :; do rm -rf /d; mkdir /d; echo ctr > /d/file; rm -rf /d; ln -s %s /d; done`, s.sentinel)
+	// /d appears whole (a rename), so that its file always reads "ctr".
+	swapper := fmt.Sprintf(`while :; do rm -rf /d /d.new; mkdir /d.new; echo ctr > /d.new/file; mv /d.new /d; rm -rf /d; ln -s %s /d; done`, s.sentinel)
 	c := sleeper(t, rt, berth.Spec{Cmd: []string{"sh", "-c", swapper}})
 	src := filepath.Join(t.TempDir(), "pwned")
 	if err := os.WriteFile(src, []byte("pwned\n"), 0o644); err != nil {

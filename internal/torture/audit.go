@@ -40,6 +40,7 @@ type Snapshot struct {
 	Processes []string // "pid comm" of the descendants of this process and the processes in CgroupParent
 	Files     []string // paths below Root and RunRoot (see Snapshot's doc for what is summarised)
 	FDs       int      // open file descriptors of this process
+	FDLinks   []string // what they are (/proc/self/fd links), sorted
 }
 
 // Leak is one difference between two snapshots.
@@ -77,7 +78,7 @@ func Diff(before, after *Snapshot, ignore func(Leak) bool) []Leak {
 	add("process", before.Processes, after.Processes)
 	add("file", before.Files, after.Files)
 	if after.FDs > before.FDs {
-		l := Leak{Kind: "fd", What: fmt.Sprintf("%d open, %d before", after.FDs, before.FDs)}
+		l := Leak{Kind: "fd", What: fmt.Sprintf("%d open, %d before; new: %v", after.FDs, before.FDs, newLinks(before.FDLinks, after.FDLinks))}
 		if ignore == nil || !ignore(l) {
 			out = append(out, l)
 		}
@@ -107,4 +108,22 @@ var opaque = map[string]bool{"rootfs": true, "upper": true, "work": true, "_data
 // skipped are store files that change without leaking anything.
 func skipped(rel string) bool {
 	return rel == "events.log" || rel == "events.log.1" || strings.HasPrefix(rel, "monitor")
+}
+
+// newLinks lists the fd links of after that are not in before (as
+// multisets).
+func newLinks(before, after []string) []string {
+	n := map[string]int{}
+	for _, l := range before {
+		n[l]++
+	}
+	var out []string
+	for _, l := range after {
+		if n[l] > 0 {
+			n[l]--
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }

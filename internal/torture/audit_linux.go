@@ -49,6 +49,14 @@ func Take(scope Scope) (*Snapshot, error) {
 	if s.FDs, err = FDCount(); err != nil {
 		return nil, err
 	}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+				s.FDLinks = append(s.FDLinks, l)
+			}
+		}
+		sorted(s.FDLinks)
+	}
 	return s, nil
 }
 

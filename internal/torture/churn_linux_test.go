@@ -36,7 +36,7 @@ func TestTortureRunRm(t *testing.T) {
 	if err := runOnce(0); err != nil {
 		t.Fatal(err)
 	}
-	base, err := Take(s.scope)
+	base, err := baseline(s.scope)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +53,10 @@ func TestTortureRunRm(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	reapOrphans()
-	after, err := Take(s.scope)
+	leaks, after, err := settle(base, s.scope)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaks := Diff(base, after, allowed)
 	for _, l := range leaks {
 		t.Errorf("leak after %d runs: %s", n, l)
 	}

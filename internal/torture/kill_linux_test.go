@@ -35,7 +35,7 @@ func TestTortureKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
-	if s.base, err = Take(s.scope); err != nil {
+	if s.base, err = baseline(s.scope); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("baseline: %s", s.base.Summary())
@@ -188,28 +188,10 @@ func (s *suite) afterTrial(o *op, trial int, f func(string, ...any)) int {
 	return len(leaks)
 }
 
-// audit compares the host and the store with the baseline. A killed
-// worker's children (a runtime stage that was starting) see their parent
-// gone and exit on their own, and this process's goroutines that record
-// a container's exit close its pipes when done: processes and fds are
-// given a few seconds to go.
+// audit compares the host and the store with the baseline.
 func (s *suite) audit() ([]Leak, error) {
-	for wait := 0; ; wait++ {
-		reapOrphans()
-		snap, err := Take(s.scope)
-		if err != nil {
-			return nil, err
-		}
-		leaks := Diff(s.base, snap, allowed)
-		onlyProcs := len(leaks) > 0
-		for _, l := range leaks {
-			onlyProcs = onlyProcs && (l.Kind == "process" || l.Kind == "fd")
-		}
-		if !onlyProcs || wait == 50 {
-			return leaks, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	leaks, _, err := settle(s.base, s.scope)
+	return leaks, err
 }
 
 // describe adds what /proc says about a leaked process.

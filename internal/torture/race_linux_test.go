@@ -31,7 +31,7 @@ func TestTortureConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.warmUp()
-	base, err := Take(s.scope)
+	base, err := baseline(s.scope)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,10 @@ func TestTortureConcurrent(t *testing.T) {
 			}
 		}
 	}
-	after, err := Take(s.scope)
+	leaks, _, err := settle(base, s.scope)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaks := Diff(base, after, allowed)
 	for _, l := range leaks {
 		t.Errorf("leak: %s", l)
 	}

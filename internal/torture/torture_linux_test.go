@@ -262,6 +262,52 @@ func reapOrphans() {
 	}
 }
 
+// baseline snapshots scope once what recent operations left in flight
+// (fds a finishing goroutine closes) is gone: the snapshot with the
+// fewest fds of those taken until two agree.
+func baseline(scope Scope) (*Snapshot, error) {
+	var best *Snapshot
+	for i := 0; i < 20; i++ {
+		reapOrphans()
+		snap, err := Take(scope)
+		if err != nil {
+			return nil, err
+		}
+		if best != nil && snap.FDs == best.FDs {
+			return snap, nil
+		}
+		if best == nil || snap.FDs < best.FDs {
+			best = snap
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return best, nil
+}
+
+// settle audits scope against base. A killed worker's children (a
+// runtime stage that was starting) see their parent gone and exit on
+// their own, and goroutines finishing a removal (the veth deletion that
+// waits for the kernel) close their fds a moment later: processes and fds
+// are given a few seconds to go.
+func settle(base *Snapshot, scope Scope) ([]Leak, *Snapshot, error) {
+	for wait := 0; ; wait++ {
+		reapOrphans()
+		snap, err := Take(scope)
+		if err != nil {
+			return nil, nil, err
+		}
+		leaks := Diff(base, snap, allowed)
+		transient := len(leaks) > 0
+		for _, l := range leaks {
+			transient = transient && (l.Kind == "process" || l.Kind == "fd")
+		}
+		if !transient || wait == 50 {
+			return leaks, snap, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // workerOpen opens the runtime a worker uses.
 func workerOpen(ctx context.Context) (*berth.Runtime, error) {
 	return berth.Open(ctx, berth.WithRoot(os.Getenv(rootEnv)), berth.WithRunRoot(os.Getenv(runRootEnv)),
