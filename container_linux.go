@@ -247,7 +247,7 @@ func (c *Container) finalize(oc *ownedContainer, io *stdio, log *logWriter) {
 	io.wait(2 * time.Second)
 	log.Close()
 	oom := false
-	if cg, err := r.containerCgroup(c.rec); err == nil {
+	if cg, err := r.ownedCgroup(oc, c.rec); err == nil {
 		if n, err := cg.OOMKillCount(); err == nil && n > 0 {
 			oom = true
 		}
