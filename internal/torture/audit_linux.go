@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Take snapshots what exists in scope now.
@@ -52,6 +53,9 @@ func Take(scope Scope) (*Snapshot, error) {
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		for _, e := range ents {
 			if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+				if strings.HasPrefix(l, "socket:") {
+					l += socketKind(e.Name())
+				}
 				s.FDLinks = append(s.FDLinks, l)
 			}
 		}
@@ -359,4 +363,19 @@ func files(root, runRoot string) ([]string, error) {
 		}
 	}
 	return sorted(out), nil
+}
+
+// socketKind describes the socket fd (a /proc/self/fd name): its domain
+// and protocol (netlink's 0 is route, 12 netfilter).
+func socketKind(name string) string {
+	fd, err := strconv.Atoi(name)
+	if err != nil {
+		return ""
+	}
+	dom, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	proto, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	return fmt.Sprintf(" domain %d protocol %d", dom, proto)
 }
