@@ -3,7 +3,7 @@ package store
 import "golang.org/x/sys/unix"
 
 // fsTopdirFL is FS_TOPDIR_FL of linux/fs.h.
-const fsTopdirFL = 0x00004000
+const fsTopdirFL = 0x00020000
 
 // spreadSubdirs asks the file system to place each new subdirectory of
 // dir where it has room, not beside dir: the "top of directory hierarchy"
