@@ -133,21 +133,31 @@ func TestTargetHierarchies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, ok := targetHierarchies(m)
+	target, tasks, ok := targetHierarchies(m)
 	if !ok || len(target) != len(own) {
 		t.Fatalf("targetHierarchies = %v, %v; own %v", target, ok, own)
 	}
+	var wantTasks []string
 	for i, h := range own {
 		got := filepath.Join(target[i].Mountpoint, target[i].Path)
 		want := m.Path(h.controller)
 		if want == "" { // not managed: the caller's cgroup stays
 			want = filepath.Join(h.mountpoint, h.path)
+		} else {
+			wantTasks = append(wantTasks, filepath.Join(want, "tasks"))
 		}
 		if got != want || target[i].Unified != h.unified {
 			t.Errorf("hierarchy %s (%q): %s, want %s", h.mountpoint, h.controller, got, want)
 		}
 	}
-	if _, ok := targetHierarchies(pathless{m}); ok {
+	// A thread moves itself only on cgroup v1.
+	if m.Mode() == cgroup.Unified {
+		wantTasks = nil
+	}
+	if strings.Join(tasks, " ") != strings.Join(wantTasks, " ") {
+		t.Errorf("tasks files %v, want %v", tasks, wantTasks)
+	}
+	if _, _, ok := targetHierarchies(pathless{m}); ok {
 		t.Error("a manager without Path gave target hierarchies")
 	}
 }

@@ -123,10 +123,25 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 	}
 	childSock.Close()
 	c := &Container{proc: proc, exited: make(chan struct{}), sys: containerSys{forker: fk, sock: parentSock}, cg: cg}
-	// The move into the cgroup runs while the child boots; every return
-	// from here waits for it (a failed create deletes the cgroup).
-	added := make(chan error, 1)
+	// How the init gets into its cgroup. On cgroup v1 it moves its own
+	// thread (the one that executes the process) first thing once it has
+	// its config (joinOwnThread), which spares the RCU grace period that
+	// moving another process costs. Otherwise (v2, a manager that cannot
+	// tell its directories, or an init in a user namespace of its own,
+	// which may not write the host's cgroup files) this process moves it,
+	// in the background while the child boots; every return from here
+	// waits for that (a failed create deletes the cgroup).
+	var cgDirs []cgroupHierarchy
+	var cgTasks []string
+	cgKnown := false
 	if cg != nil {
+		cgDirs, cgTasks, cgKnown = targetHierarchies(cg)
+	}
+	if userNS {
+		cgTasks = nil
+	}
+	added := make(chan error, 1)
+	if cg != nil && len(cgTasks) == 0 {
 		go func() { added <- cg.Add(proc.Pid) }()
 	} else {
 		added <- nil
@@ -158,18 +173,13 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 			return nil, err
 		}
 	}
-	// The init's own set-up (mounts, /dev) may run before it is in its
-	// cgroup, given the cgroups it mounts; what belongs to the container
-	// may not: a cgroup namespace is made of the init's cgroup, and hooks
-	// see the container's cgroups (and their processes must be in
-	// them). The user's process is executed after Create returns, by
-	// when the move is done.
-	var cgDirs []cgroupHierarchy
-	early := cg != nil && !newCgroupNS && spec.Hooks == nil
-	if early {
-		cgDirs, early = targetHierarchies(cg)
-	}
-	if !early {
+	// Moved by this process, the init's own set-up (mounts, /dev) may run
+	// before it is in its cgroup, given the cgroups it mounts; what
+	// belongs to the container may not: a cgroup namespace is made of
+	// the init's cgroup, and hooks see the container's cgroups (and their
+	// processes must be in them). The user's process is executed after
+	// Create returns, by when the move is done.
+	if len(cgTasks) == 0 && (!cgKnown || newCgroupNS || spec.Hooks != nil) {
 		if err := addErr(); err != nil {
 			return nil, err
 		}
@@ -191,6 +201,7 @@ func create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
 		NoPivot:     opts.NoPivotRoot,
 		NewCgroupNS: newCgroupNS,
 		CgroupDirs:  cgDirs,
+		CgroupTasks: cgTasks,
 		UserNS:      userNS,
 		Annotations: spec.Annotations,
 		Pid:         proc.Pid,

@@ -172,7 +172,8 @@ func execIn(ctx context.Context, s *State, proc *specs.Process, opts ExecOpts) (
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = p.Kill() })
 	defer stop()
-	if err := joinCgroups(s.Pid, p.Pid); err != nil {
+	tasks, err := joinCgroups(s.Pid, p.Pid)
+	if err != nil {
 		return nil, err
 	}
 	cfg := &stageConfig{
@@ -182,6 +183,7 @@ func execIn(ctx context.Context, s *State, proc *specs.Process, opts ExecOpts) (
 		Process:     proc,
 		Annotations: s.Annotations,
 		ExtraFiles:  len(opts.ExtraFiles),
+		CgroupTasks: tasks,
 	}
 	if prog != nil {
 		cfg.Seccomp, cfg.SeccompFlags = prog.Bytes(), prog.Flags
@@ -235,20 +237,23 @@ func (p *Process) childError(err error) error {
 	return fmt.Errorf("exec: %w", err)
 }
 
-// joinCgroups moves pid into every cgroup of the container's init that it
-// is not in already.
-func joinCgroups(initPid, pid int) error {
+// joinCgroups gets pid, an exec stage, into every cgroup of the
+// container's init that it is not in already: it returns the tasks files
+// of those in cgroup v1 hierarchies, through which the stage moves its own
+// thread (joinOwnThread, sparing an RCU grace period per exec), and moves
+// pid into the unified hierarchy's itself.
+func joinCgroups(initPid, pid int) (tasks []string, err error) {
 	theirs, err := procCgroups(initPid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ours, err := procCgroups(pid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hier, err := cgroupMounts()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for key, path := range theirs {
 		if ours[key] == path {
@@ -262,12 +267,16 @@ func joinCgroups(initPid, pid int) error {
 		if err != nil || strings.HasPrefix(rel, "..") {
 			continue
 		}
+		if key != "" {
+			tasks = append(tasks, filepath.Join(mp.point, rel, "tasks"))
+			continue
+		}
 		f := filepath.Join(mp.point, rel, "cgroup.procs")
 		if err := os.WriteFile(f, []byte(strconv.Itoa(pid)), 0); err != nil {
-			return fmt.Errorf("join cgroup %s: %w", f, err)
+			return nil, fmt.Errorf("join cgroup %s: %w", f, err)
 		}
 	}
-	return nil
+	return tasks, nil
 }
 
 // procCgroups maps a hierarchy key (first controller, or "" for the

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,26 @@ func TestInitTerminal(t *testing.T) {
 	}
 	if st, _ := c.Wait(); st.Code != 0 {
 		t.Fatalf("exit %d", st.Code)
+	}
+}
+
+// TestExecJoinsTheInitsCgroups checks that an exec'd process lands in
+// every cgroup of the container's init (moved, on v1, by the exec stage's
+// own thread).
+func TestExecJoinsTheInitsCgroups(t *testing.T) {
+	c := running(t)
+	want, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid()) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, st := execOut(t, c, execProc(c.State().Config, "cat", "/proc/self/cgroup"), nil)
+	if st.Code != 0 {
+		t.Fatalf("exec: %+v %q", st, out)
+	}
+	if out != string(want) {
+		t.Errorf("exec'd process's cgroups:\n%s\ninit's:\n%s", out, want)
+	}
+	if !strings.Contains(string(want), "/berth/"+c.ID()) {
+		t.Errorf("init not in its cgroup:\n%s", want)
 	}
 }

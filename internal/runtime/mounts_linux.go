@@ -430,20 +430,23 @@ func (c *stageConfig) cgroups() []hierarchy {
 
 // targetHierarchies are this process's cgroup hierarchies (which a child
 // it just forked shares) with the cgroups of cg in place of its own: what
-// the child's /proc/self/cgroup shows once cg.Add moved it. ok is false
-// when cg cannot tell its directories or one lies outside its hierarchy.
-func targetHierarchies(cg CgroupManager) (_ []cgroupHierarchy, ok bool) {
+// the child's /proc/self/cgroup shows once it is moved into cg. tasks are
+// the tasks files of cg's cgroups when they are all cgroup v1 (through
+// which a thread can move itself), else nil. ok is false when cg cannot
+// tell its directories or one lies outside its hierarchy.
+func targetHierarchies(cg CgroupManager) (_ []cgroupHierarchy, tasks []string, ok bool) {
 	dirs, ok := cg.(interface {
 		Path(controller string) string
 	})
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	hier, err := readHierarchies()
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	out := make([]cgroupHierarchy, len(hier))
+	v1 := true
 	for i, h := range hier {
 		out[i] = cgroupHierarchy{Mountpoint: h.mountpoint, Path: h.path, Unified: h.unified}
 		// A hierarchy cg does not manage keeps the caller's cgroup, as
@@ -451,12 +454,17 @@ func targetHierarchies(cg CgroupManager) (_ []cgroupHierarchy, ok bool) {
 		if dir := dirs.Path(h.controller); dir != "" {
 			rel, err := filepath.Rel(h.mountpoint, dir)
 			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-				return nil, false
+				return nil, nil, false
 			}
 			out[i].Path = rel
+			v1 = v1 && !h.unified
+			tasks = append(tasks, filepath.Join(dir, "tasks"))
 		}
 	}
-	return out, true
+	if !v1 {
+		tasks = nil
+	}
+	return out, tasks, true
 }
 
 // readHierarchies pairs the lines of /proc/self/cgroup with the cgroup

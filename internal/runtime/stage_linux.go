@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -44,6 +45,10 @@ type stageConfig struct {
 	// CgroupDirs, when set, are the cgroups the parent is moving the
 	// init into, for its cgroup mounts (init).
 	CgroupDirs []cgroupHierarchy `json:"cgroupDirs,omitempty"`
+	// CgroupTasks are the tasks files of cgroup v1 hierarchies through
+	// which the stage moves its own thread into the container's cgroups
+	// as soon as it has its config (joinOwnThread).
+	CgroupTasks []string `json:"cgroupTasks,omitempty"`
 	// UserNS: the container has its own user namespace (device nodes are
 	// bind-mounted from the host instead of made).
 	UserNS bool `json:"userNS,omitempty"`
@@ -132,5 +137,25 @@ func receiveConfig(sock *syncSocket) *stageConfig {
 		stageFail(sock, fmt.Errorf("expected config, got %q", m.Type))
 	}
 	m.Config.startConn = -1
+	if err := joinOwnThread(m.Config.CgroupTasks); err != nil {
+		stageFail(sock, err)
+	}
 	return m.Config
+}
+
+// joinOwnThread moves the calling thread — the stage's locked main
+// thread, which executes the process and is then all that is left of it —
+// into the cgroup v1 hierarchies whose tasks files are given. The kernel
+// moves a thread that writes 0 for itself without the global threadgroup
+// lock that moving another process (cgroup.procs) takes, and so without
+// waiting out an RCU grace period (0.2 ms against 5-15 ms on a busy
+// machine). The stage's other threads stay behind until the execve ends
+// them.
+func joinOwnThread(tasks []string) error {
+	for _, f := range tasks {
+		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", filepath.Dir(f), err)
+		}
+	}
+	return nil
 }
