@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,8 +57,11 @@ func NewDockerd(t testing.TB) *Dockerd {
 		t.Fatal(err)
 	}
 	d := &Dockerd{t: t, client: client, Socket: filepath.Join(dir, "docker.sock")}
+	// Its containers' cgroups go below a parent of its own (docker's
+	// default, /docker, would be shared and stay), removed at the end.
+	cgParent := fmt.Sprintf("berth-test-dockerd-%d", os.Getpid())
 	cmd := exec.Command(bin, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"-H", "unix://"+d.Socket, "--pidfile", filepath.Join(dir, "docker.pid"),
+		"-H", "unix://"+d.Socket, "--pidfile", filepath.Join(dir, "docker.pid"), "--cgroup-parent", "/"+cgParent,
 		"--default-ulimit", "nofile=20000:20000", "--default-ulimit", "nproc=16384:16384")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	exited, err := startTied(cmd, func() { logf.Close() })
@@ -76,6 +80,14 @@ func NewDockerd(t testing.TB) *Dockerd {
 			<-exited
 		}
 		unmountBelow(dir)
+		// Empty by now: rmdir removes nothing else.
+		parents, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgParent)
+		if p := "/sys/fs/cgroup/" + cgParent; isDir(p) {
+			parents = append(parents, p) // cgroup v2
+		}
+		for _, p := range parents {
+			removeEmptyCgroups(p)
+		}
 		for i, p := range dockerLeftovers {
 			if !existed[i] {
 				os.RemoveAll(p)
@@ -123,4 +135,21 @@ func (d *Dockerd) run(args ...string) (string, string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	return stdout.String(), stderr.String(), err
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// removeEmptyCgroups removes the cgroup directory dir and those below it,
+// deepest first; a cgroup that still has processes stays.
+func removeEmptyCgroups(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			removeEmptyCgroups(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir)
 }
