@@ -266,10 +266,22 @@ func printRemoveReports(w io.Writer, reps []berth.RemoveReport) {
 }
 
 func imageInspectCmd(g *globals) *cobra.Command {
+	return nounInspectCmd(g, "IMAGE", "images", func(ctx context.Context, rt *berth.Runtime, name string) (any, error) {
+		im, err := rt.Image(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return im.Inspect(), nil
+	})
+}
+
+// nounInspectCmd is `NOUN inspect [-f FORMAT] NAME...` for one kind of
+// object: lookup finds one and returns its docker-shaped description.
+func nounInspectCmd(g *globals, arg, plural string, lookup func(context.Context, *berth.Runtime, string) (any, error)) *cobra.Command {
 	var format string
 	c := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
+		Use:   "inspect [OPTIONS] " + arg + " [" + arg + "...]",
+		Short: "Display detailed information on one or more " + plural,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -279,11 +291,11 @@ func imageInspectCmd(g *globals) *cobra.Command {
 			}
 			var objs []any
 			for _, a := range args {
-				im, err := rt.Image(ctx, a)
+				obj, err := lookup(ctx, rt, a)
 				if err != nil {
 					return err
 				}
-				objs = append(objs, im.Inspect())
+				objs = append(objs, obj)
 			}
 			return printInspect(cmd.OutOrStdout(), format, objs)
 		},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -150,34 +151,13 @@ func networkLsCmd(g *globals) *cobra.Command {
 }
 
 func networkInspectCmd(g *globals) *cobra.Command {
-	var format string
-	c := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			rt, err := g.open(ctx)
-			if err != nil {
-				return err
-			}
-			var objs []any
-			for _, a := range args {
-				n, err := rt.Network(ctx, a)
-				if err != nil {
-					return err
-				}
-				ins, err := n.Inspect(ctx)
-				if err != nil {
-					return err
-				}
-				objs = append(objs, ins)
-			}
-			return printInspect(cmd.OutOrStdout(), format, objs)
-		},
-	}
-	c.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return c
+	return nounInspectCmd(g, "NETWORK", "networks", func(ctx context.Context, rt *berth.Runtime, name string) (any, error) {
+		n, err := rt.Network(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return n.Inspect(ctx)
+	})
 }
 
 func networkRmCmd(g *globals) *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -150,30 +151,13 @@ func volumeLsCmd(g *globals) *cobra.Command {
 }
 
 func volumeInspectCmd(g *globals) *cobra.Command {
-	var format string
-	c := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			rt, err := g.open(ctx)
-			if err != nil {
-				return err
-			}
-			var objs []any
-			for _, a := range args {
-				v, err := rt.Volume(ctx, a)
-				if err != nil {
-					return err
-				}
-				objs = append(objs, v.Inspect())
-			}
-			return printInspect(cmd.OutOrStdout(), format, objs)
-		},
-	}
-	c.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return c
+	return nounInspectCmd(g, "VOLUME", "volumes", func(ctx context.Context, rt *berth.Runtime, name string) (any, error) {
+		v, err := rt.Volume(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return v.Inspect(), nil
+	})
 }
 
 func volumeRmCmd(g *globals) *cobra.Command {
