@@ -17,7 +17,7 @@ type ImageInspect struct {
 	Created       string
 	DockerVersion string
 	Author        string
-	Config        ImageInspectConfig
+	Config        InspectConfig // docker uses one Config type for images and containers
 	Architecture  string
 	Variant       string `json:",omitempty"`
 	Os            string
@@ -26,29 +26,6 @@ type ImageInspect struct {
 	GraphDriver   GraphDriver
 	RootFS        ImageInspectRootFS
 	Metadata      ImageInspectMetadata
-}
-
-// ImageInspectConfig is the Config section of ImageInspect.
-type ImageInspectConfig struct {
-	Hostname     string
-	Domainname   string
-	User         string
-	AttachStdin  bool
-	AttachStdout bool
-	AttachStderr bool
-	ExposedPorts map[string]struct{} `json:",omitempty"`
-	Tty          bool
-	OpenStdin    bool
-	StdinOnce    bool
-	Env          []string
-	Cmd          []string
-	Image        string
-	Volumes      map[string]struct{}
-	WorkingDir   string
-	Entrypoint   []string
-	OnBuild      []string
-	Labels       map[string]string
-	StopSignal   string `json:",omitempty"`
 }
 
 // GraphDriver names the storage driver and its directories, as docker's
@@ -82,7 +59,7 @@ func (im *Image) Inspect() ImageInspect {
 		Variant:      c.Variant,
 		Os:           c.OS,
 		Size:         im.Size(),
-		Config: ImageInspectConfig{
+		Config: InspectConfig{
 			User:         c.Config.User,
 			ExposedPorts: c.Config.ExposedPorts,
 			Env:          c.Config.Env,
