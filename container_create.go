@@ -2,6 +2,7 @@ package berth
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,9 +262,9 @@ func (r *Runtime) ociConfig(spec *Spec, im *Image, rootfs, id string) (oci.Confi
 		cfg.Resources.OomKillDisable = &t
 	}
 	if spec.Init {
-		exe, err := os.Executable()
+		exe, err := initBinary()
 		if err != nil {
-			return cfg, fmt.Errorf("--init: finding this program's binary: %w", err)
+			return cfg, err
 		}
 		cfg.InitPath = exe
 	}
@@ -316,4 +317,26 @@ func (r *Runtime) cgroupPath(spec *Spec, id string) string {
 		parent = "berth"
 	}
 	return strings.TrimSuffix(parent, "/") + "/" + id
+}
+
+// initBinary is the program --init bind-mounts into the container as its
+// PID 1: this program itself, which then acts as the reaper. It runs in
+// the container's root, without the host's libraries, so it must be
+// statically linked (Go builds with CGO_ENABLED=0 are).
+func initBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("--init: finding this program's binary: %w", err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return "", fmt.Errorf("--init: reading %s: %w", exe, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", errdefs.New(errdefs.ErrNotSupported, fmt.Sprintf("--init runs this program (%s) in the container, so it must be statically linked: build it with CGO_ENABLED=0", exe))
+		}
+	}
+	return exe, nil
 }
