@@ -129,8 +129,10 @@ func (d *Dockerd) Run(args ...string) string {
 	return out
 }
 
-func (d *Dockerd) run(args ...string) (string, string, error) {
-	cmd := d.Command(args...)
+func (d *Dockerd) run(args ...string) (string, string, error) { return output(d.Command(args...)) }
+
+// output runs cmd and returns its standard output and error.
+func output(cmd *exec.Cmd) (string, string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

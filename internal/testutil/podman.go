@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,10 +84,4 @@ func (p *Podman) Command(args ...string) *exec.Cmd {
 	return cmd
 }
 
-func (p *Podman) run(args ...string) (string, string, error) {
-	cmd := p.Command(args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
-}
+func (p *Podman) run(args ...string) (string, string, error) { return output(p.Command(args...)) }
