@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -633,8 +633,8 @@ type stdio struct {
 	tty                            bool
 	childIn, childOut, childErr    *os.File // the child's ends (closed after Create)
 	parentIn, parentOut, parentErr *os.File
-	console                        *os.File // the terminal's master, with tty
-	wg                             sync.WaitGroup
+	console                        *os.File     // the terminal's master, with tty
+	pumps                          atomic.Int32 // running output pumps; the last to end closes doneCh
 	doneCh                         chan struct{}
 }
 
@@ -680,24 +680,32 @@ func (s *stdio) closeAll() {
 // start pumps the streams: output into the log and the caller's writers,
 // the caller's input into the container.
 func (s *stdio) start(console *os.File, log *logWriter, o runOptions) {
+	// The last pump to end closes doneCh (no goroutine waits for them:
+	// the monitor runs many containers).
+	done := func() {
+		if s.pumps.Add(-1) == 0 {
+			close(s.doneCh)
+		}
+	}
 	if s.tty && console != nil {
-		s.wg.Add(1)
-		go pump(console, o.stdout, log, "stdout", s.wg.Done)
+		s.pumps.Store(1)
+		go pump(console, o.stdout, log, "stdout", done)
 		if o.stdin != nil {
 			go func() { _, _ = io.Copy(console, o.stdin) }()
 		}
 	} else if !s.tty {
-		s.wg.Add(2)
-		go pump(s.parentOut, o.stdout, log, "stdout", s.wg.Done)
-		go pump(s.parentErr, o.stderr, log, "stderr", s.wg.Done)
+		s.pumps.Store(2)
+		go pump(s.parentOut, o.stdout, log, "stdout", done)
+		go pump(s.parentErr, o.stderr, log, "stderr", done)
 		if s.parentIn != nil {
 			go func() {
 				_, _ = io.Copy(s.parentIn, o.stdin)
 				s.parentIn.Close()
 			}()
 		}
+	} else {
+		close(s.doneCh)
 	}
-	go func() { s.wg.Wait(); close(s.doneCh) }()
 	s.console = console
 }
 
