@@ -112,7 +112,10 @@ func run(ctx context.Context, o options) int {
 		}
 		results = append(results, h.runScenario(s))
 	}
-	rep := newReport(results, h.info(), time.Since(start))
+	// The profiles of the targets berth misses, measured by hand
+	// (perf, strace), go into the report with the numbers.
+	notes, _ := os.ReadFile(filepath.Join(h.repo, "bench", "profiles.md"))
+	rep := newReport(results, h.info(), time.Since(start), string(notes))
 	fmt.Println()
 	fmt.Print(rep.text())
 	if err := rep.write(o.out); err != nil {

@@ -160,7 +160,7 @@ func (h *harness) runScenario(s *scenario) *result {
 func format(v float64, unit string) string {
 	switch {
 	case unit == "MiB":
-		return fmt.Sprintf("%.2f MiB", v)
+		return fmt.Sprintf("%.3f MiB", v)
 	case v >= 10000:
 		return fmt.Sprintf("%.1f s", v/1000)
 	case v >= 100:

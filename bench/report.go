@@ -46,10 +46,11 @@ type report struct {
 	results []*result
 	info    []string
 	took    time.Duration
+	notes   string // Markdown appended: why targets are not met (profiles.md)
 }
 
-func newReport(results []*result, info []string, took time.Duration) *report {
-	return &report{results: results, info: info, took: took}
+func newReport(results []*result, info []string, took time.Duration, notes string) *report {
+	return &report{results: results, info: info, took: took, notes: notes}
 }
 
 // line is one row of the table.
@@ -155,6 +156,9 @@ func (rep *report) markdown() string {
 	b.WriteString("\n![medians](report.png)\n\n## Scenarios\n\n")
 	for _, res := range rep.results {
 		fmt.Fprintf(&b, "- **%s**: %s\n", res.s.name, res.s.title)
+	}
+	if rep.notes != "" {
+		b.WriteString("\n" + rep.notes)
 	}
 	return b.String()
 }
