@@ -37,7 +37,9 @@ var memory50 = &scenario{name: "memory-50", unit: "MiB", rounds: 3, noWarmup: tr
 					out := e.run(t, "run", "-d", "--name", fmt.Sprintf("bench-mem-%d", i), "--network", "none", h.busybox, "sleep", "86400")
 					ids = append(ids, strings.TrimSpace(out))
 				}
-				time.Sleep(time.Second) // let the monitors settle
+				// Steady state: berth's monitor returns the memory of a burst
+				// of starts to the system a second after it (monitor_linux.go).
+				time.Sleep(3 * time.Second)
 				var pids []int
 				switch e.name {
 				case "berth":
