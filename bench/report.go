@@ -203,7 +203,16 @@ func (h *harness) info() []string {
 			out = append(out, name+": "+v)
 		}
 	}
-	version("berth", h.berthBin, "version")
+	if h.opts.berth == "" {
+		rev, _ := exec.Command("git", "-C", h.repo, "rev-parse", "--short", "HEAD").Output()
+		line := "berth: built from commit " + strings.TrimSpace(string(rev))
+		if st, _ := exec.Command("git", "-C", h.repo, "status", "--porcelain", "--untracked-files=no").Output(); len(st) > 0 {
+			line += " (the working tree had uncommitted changes)"
+		}
+		out = append(out, line)
+	} else {
+		out = append(out, "berth: "+h.opts.berth)
+	}
 	version("podman", "podman", "--version")
 	version("docker", "/usr/bin/docker", "--version")
 	version("runc", "runc", "--version")
