@@ -6,6 +6,7 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
+	"strings"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -52,6 +53,7 @@ func drawChart(w io.Writer, results []*result) error {
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	face := basicfont.Face7x13
 	text := func(x, y int, s string, c color.Color) {
+		s = strings.ReplaceAll(s, "×", "x") // the 7x13 face is ASCII
 		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: face, Dot: fixed.P(x, y)}
 		d.DrawString(s)
 	}
