@@ -77,7 +77,17 @@ func Fixture(ctx context.Context, rt *berth.Runtime) (string, error) {
 	if err := writeArchive(rootfs, tmp); err != nil {
 		return "", err
 	}
-	return dst, os.Rename(tmp, dst)
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", err
+	}
+	// Archives made from older recipes of the fixture are of no use.
+	old, _ := filepath.Glob(filepath.Join(cache, "pull-*.oci.tar"))
+	for _, p := range old {
+		if p != dst {
+			os.Remove(p)
+		}
+	}
+	return dst, nil
 }
 
 // flatten writes the file system of image ref (its layers applied in
