@@ -51,6 +51,30 @@ func attrs(b []byte) (map[uint16][]byte, error) {
 	return m, nil
 }
 
+// dump runs a dump request and returns the top-level attributes of each
+// object in it; a missing table, chain or set (ENOENT) yields none.
+func dump(req *nl.NetlinkRequest) ([]map[uint16][]byte, error) {
+	msgs, err := execute(req)
+	if errors.Is(err, syscall.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[uint16][]byte, 0, len(msgs))
+	for _, m := range msgs {
+		if len(m) < nl.SizeofNfgenmsg {
+			continue
+		}
+		a, err := attrs(m[nl.SizeofNfgenmsg:])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
 type ruleInfo struct {
 	handle  uint64
 	comment string
@@ -62,22 +86,12 @@ func dumpRules(table, chain string) ([]ruleInfo, error) {
 	req := nftRequest(unix.NFT_MSG_GETRULE, unix.NLM_F_DUMP,
 		nl.NewRtAttr(unix.NFTA_RULE_TABLE, nl.ZeroTerminated(table)),
 		nl.NewRtAttr(unix.NFTA_RULE_CHAIN, nl.ZeroTerminated(chain)))
-	msgs, err := execute(req)
-	if errors.Is(err, syscall.ENOENT) {
-		return nil, nil
-	}
+	objs, err := dump(req)
 	if err != nil {
 		return nil, err
 	}
 	var out []ruleInfo
-	for _, m := range msgs {
-		if len(m) < nl.SizeofNfgenmsg {
-			continue
-		}
-		a, err := attrs(m[nl.SizeofNfgenmsg:])
-		if err != nil {
-			return nil, err
-		}
+	for _, a := range objs {
 		// Dump filters on table and chain already; check anyway.
 		if cstr(a[unix.NFTA_RULE_CHAIN]) != chain || cstr(a[unix.NFTA_RULE_TABLE]) != table {
 			continue
@@ -108,22 +122,12 @@ func chainExists(table, chain string) (bool, error) {
 func dumpChains(table string) (map[string]bool, error) {
 	req := nftRequest(unix.NFT_MSG_GETCHAIN, unix.NLM_F_DUMP,
 		nl.NewRtAttr(unix.NFTA_CHAIN_TABLE, nl.ZeroTerminated(table)))
-	msgs, err := execute(req)
-	if errors.Is(err, syscall.ENOENT) {
-		return nil, nil
-	}
-	if err != nil {
+	objs, err := dump(req)
+	if err != nil || objs == nil {
 		return nil, err
 	}
 	out := map[string]bool{}
-	for _, m := range msgs {
-		if len(m) < nl.SizeofNfgenmsg {
-			continue
-		}
-		a, err := attrs(m[nl.SizeofNfgenmsg:])
-		if err != nil {
-			return nil, err
-		}
+	for _, a := range objs {
 		if cstr(a[unix.NFTA_CHAIN_TABLE]) == table {
 			out[cstr(a[unix.NFTA_CHAIN_NAME])] = true
 		}
@@ -142,22 +146,12 @@ func dumpElements(table, set string) ([]elemInfo, error) {
 	req := nftRequest(unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP,
 		nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_TABLE, nl.ZeroTerminated(table)),
 		nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_SET, nl.ZeroTerminated(set)))
-	msgs, err := execute(req)
-	if errors.Is(err, syscall.ENOENT) {
-		return nil, nil
-	}
+	objs, err := dump(req)
 	if err != nil {
 		return nil, err
 	}
 	var out []elemInfo
-	for _, m := range msgs {
-		if len(m) < nl.SizeofNfgenmsg {
-			continue
-		}
-		a, err := attrs(m[nl.SizeofNfgenmsg:])
-		if err != nil {
-			return nil, err
-		}
+	for _, a := range objs {
 		list, err := nl.ParseRouteAttr(a[unix.NFTA_SET_ELEM_LIST_ELEMENTS])
 		if err != nil {
 			return nil, err
