@@ -245,8 +245,44 @@ func (s *Store) cleanCrashed() error {
 	if err := s.cleanLeases(); err != nil {
 		return err
 	}
+	if err := s.cleanDanglingLinks(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
 	if err := s.CollectGarbage(); err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	return nil
+}
+
+// cleanDanglingLinks removes the l/ links of layers that do not exist:
+// a creator makes the link just before it renames the layer into place,
+// and a removal takes the link just after it renames the layer away, so a
+// crash between the two leaves one. A link whose layer's lock is held
+// (a creator at work) stays.
+func (s *Store) cleanDanglingLinks() error {
+	links, err := s.LayerLinks()
+	if err != nil {
+		return err
+	}
+	for name, target := range links {
+		hex, ok := strings.CutSuffix(strings.TrimPrefix(target, filepath.Join("..", "layers")+"/"), "/diff")
+		if !ok || !strings.HasPrefix(hex, name) || digest.NewDigestFromEncoded(digest.SHA256, hex).Validate() != nil {
+			continue // not a layer link: Check reports it
+		}
+		if _, err := os.Lstat(filepath.Join(s.root, "layers", hex)); err == nil {
+			continue
+		}
+		lk, ok, err := s.TryLockName("layer-" + hex)
+		if err != nil || !ok {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(s.root, "layers", hex)); errors.Is(err, fs.ErrNotExist) {
+			err = s.RemoveLayerLink(name)
+		}
+		lk.Unlock()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }

@@ -173,6 +173,43 @@ func TestOpenRemovesDeadTemp(t *testing.T) {
 	}
 }
 
+// A creator killed between making a layer's l/ link and renaming the
+// layer into place leaves a dangling link; Open removes it, but not the
+// link of a layer whose creator is at work (its lock held).
+func TestOpenRemovesDanglingLayerLinks(t *testing.T) {
+	s := newStore(t)
+	lease := s.NewLease() // keeps the layer from the garbage collection
+	defer lease.Release()
+	kept, err := s.CreateLayer(context.Background(), lease, "", digest.FromString("kept"), fillWith("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dangling, busy := digest.FromString("dangling"), digest.FromString("busy")
+	for _, d := range []digest.Digest{dangling, busy} {
+		if err := os.Symlink(LinkTarget(d), s.LayerLink(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lk, err := s.LockName("layer-" + busy.Encoded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Unlock()
+	// What the killed creator left in tmp/ makes Open look for debris.
+	os.MkdirAll(filepath.Join(s.Path("tmp"), "999999999.1-layer-1", "diff"), 0o755)
+	if _, err := Open(s.Root(), s.RunRoot()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(s.LayerLink(dangling)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dangling link kept: %v", err)
+	}
+	for _, d := range []digest.Digest{kept.ChainID, busy} {
+		if _, err := os.Lstat(s.LayerLink(d)); err != nil {
+			t.Fatalf("link of %s removed: %v", d, err)
+		}
+	}
+}
+
 func TestImagesAndCollect(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
