@@ -143,13 +143,13 @@ func startProcess(joins []nsJoin, join func() error, keep bool, path string, arg
 	}
 	f := &forker{release: make(chan struct{})}
 	ch := make(chan forkResult, 1)
-	go func() {
-		tainted := len(joins) > 0 || join != nil
-		locked := tainted || keep
-		if locked {
-			runtime.LockOSThread()
-		}
-		if tainted {
+	if len(joins) == 0 && join == nil {
+		go func() {
+			p, err := os.StartProcess(path, argv, attr)
+			ch <- forkResult{p, err}
+		}()
+	} else {
+		goTainted(func() {
 			var err error
 			if join != nil {
 				err = join()
@@ -158,23 +158,45 @@ func startProcess(joins []nsJoin, join func() error, keep bool, path string, arg
 			}
 			if err != nil {
 				ch <- forkResult{err: err}
-				return // exits locked: the thread ends
+				return
 			}
-		}
-		p, err := os.StartProcess(path, argv, attr)
-		ch <- forkResult{p, err}
-		if locked && err == nil {
-			<-f.release
-		}
-		if !tainted && locked {
-			runtime.UnlockOSThread()
-		}
-	}()
+			p, err := os.StartProcess(path, argv, attr)
+			ch <- forkResult{p, err}
+			if err == nil {
+				<-f.release
+			}
+		})
+	}
 	r := <-ch
 	if r.err != nil {
 		return nil, nil, r.err
 	}
 	return r.p, f, nil
+}
+
+// goTainted runs fn on a new goroutine locked to its thread for good:
+// fn may change the thread's namespaces, and the thread ends with the
+// goroutine. Never the process's main thread: Go cannot end that one and
+// parks it for ever instead, still in the namespaces fn joined, which
+// would then outlive their container (a network namespace, and with it
+// its veth, that no removal can take away). When the goroutine starts
+// there, it holds the main thread while another thread runs fn.
+func goTainted(fn func()) {
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			fn()
+			return // still locked: the thread ends
+		}
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread() // not the main thread: held above
+			defer close(done)
+			fn()
+		}()
+		<-done
+		runtime.UnlockOSThread()
+	}()
 }
 
 // tiedThread forks the children tied to this process (keep) that join no
