@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -152,14 +153,12 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 			errs = append(errs, err)
 		}
 	}
-	// Deleting a veth waits in the kernel for an RCU grace period, so do
-	// deleting nft objects and unmounting: do all three at once. The
-	// veths go through h's socket, which is bound to (and keeps alive)
-	// the container's namespace whatever thread runs it, so the mount can
-	// go meanwhile; the nft work stays on the caller's thread and
-	// namespace.
+	// The veths go with the namespace: the kernel destroys it on a worker
+	// of its own once the mount is gone, and this waits only until the
+	// host's side of each is announced deleted. nft work runs meanwhile,
+	// on the caller's thread and namespace.
 	var wg sync.WaitGroup
-	var vethErr error
+	var vethErr, nsErr error
 	if h != nil {
 		// Subscribed here, on the caller's thread: in its namespace,
 		// where the veths' peers live.
@@ -167,10 +166,8 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 		if err != nil {
 			sock = nil
 		}
-		wg.Go(func() { vethErr = delVethsUntilGone(h, sock) })
-	}
-	var nsErr error
-	if path != "" {
+		wg.Go(func() { nsErr, vethErr = dropNetns(h, sock, path, vethAlias(id)) })
+	} else if path != "" {
 		wg.Go(func() { nsErr = removeNetns(path) })
 	}
 	if err := m.nat.Unpublish(ctx, id, ""); err != nil {
@@ -199,60 +196,54 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 	return errors.Join(errs...)
 }
 
-// delVethsUntilGone deletes every veth of the namespace of h (its peers
-// on the host go with them) and returns once the host's side of each is
-// gone. It closes h and sock, a socket subscribed to the link
+// netnsGoneWait bounds the wait for the kernel to destroy a released
+// namespace (normally one RCU grace period, 10-15 ms here) before the
+// veths it still holds are deleted one by one.
+const netnsGoneWait = 250 * time.Millisecond
+
+// dropNetns removes the namespace mounted at path, whose netlink handle
+// is h, and returns once the host's side of each of its veths (labelled
+// alias) is gone. It closes h and sock, a socket subscribed to the link
 // notifications of the peers' namespace (nil if there is none).
 //
-// The kernel unlists a deleted link and announces it (RTM_DELLINK) at
-// once, but the request returns only after an rcu_barrier (~20 ms) that
-// frees it. So the host's link notifications are watched, and this
-// returns when every peer was announced deleted, while the request
-// finishes the kernel's cleanup on its own goroutine. Without the
-// notifications (a socket error, or a queue overflow on a busy host) it
-// waits for the request.
-func delVethsUntilGone(h *netlink.Handle, sock *nl.NetlinkSocket) error {
+// Deleting a veth with a request returns only after an rcu_barrier in the
+// kernel (~20 ms here), and a process cannot exit while one of its threads
+// waits there. Unmounting the namespace leaves that to the kernel: its
+// last reference gone, a kernel worker unregisters its devices (a veth
+// takes its peer along) and announces each (RTM_DELLINK). If the
+// namespace lives on (a process still in it), the announcements do not
+// come (or the socket fails): the veths still there are deleted with
+// requests, as before.
+func dropNetns(h *netlink.Handle, sock *nl.NetlinkSocket, path, alias string) (nsErr, vethErr error) {
 	if sock != nil {
 		defer sock.Close()
 	}
 	links, err := h.LinkList()
-	if err != nil {
-		h.Close()
-		return err
-	}
-	var veths []netlink.Link
-	peers := map[int32]bool{}
+	h.Close()
+	peers := map[int32]bool{} // the host's ifindex of each veth's peer
 	for _, l := range links {
 		if l.Type() == "veth" {
-			veths = append(veths, l)
 			peers[int32(l.Attrs().ParentIndex)] = true
 		}
 	}
-	if len(veths) == 0 {
-		h.Close()
-		return nil
+	nsErr = removeNetns(path)
+	if err != nil {
+		return nsErr, err
 	}
-	done := make(chan error, 1)
-	go func() {
-		defer h.Close()
-		var errs []error
-		for _, l := range veths {
-			if err := h.LinkDel(l); err != nil && !isLinkNotFound(err) {
-				errs = append(errs, fmt.Errorf("delete %s: %w", l.Attrs().Name, err))
-			}
-		}
-		done <- errors.Join(errs...)
-	}()
-	if sock == nil {
-		return <-done
-	}
-	gone := make(chan struct{})
-	go func() {
-		defer close(gone)
+	if len(peers) > 0 && sock != nil && nsErr == nil {
+		deadline := time.Now().Add(netnsGoneWait)
 		for len(peers) > 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			tv := unix.NsecToTimeval(left.Nanoseconds())
+			if sock.SetReceiveTimeout(&tv) != nil {
+				break
+			}
 			msgs, _, err := sock.Receive()
 			if err != nil {
-				return // closed, or overflowed: wait for the request
+				break // the timeout, or an overflow on a busy host
 			}
 			for _, m := range msgs {
 				if m.Header.Type == unix.RTM_DELLINK && len(m.Data) >= unix.SizeofIfInfomsg {
@@ -260,19 +251,21 @@ func delVethsUntilGone(h *netlink.Handle, sock *nl.NetlinkSocket) error {
 				}
 			}
 		}
-	}()
-	select {
-	case err := <-done:
-		sock.Close()
-		<-gone
-		return err
-	case <-gone:
-		sock.Close()
-		if len(peers) > 0 {
-			return <-done
-		}
-		return nil
 	}
+	var errs []error
+	for idx := range peers {
+		l, err := netlink.LinkByIndex(int(idx))
+		if err != nil && !isLinkNotFound(err) {
+			errs = append(errs, fmt.Errorf("veth %d: %w", idx, err))
+		}
+		if err != nil || l.Attrs().Alias != alias {
+			continue // gone (and its index not yet taken again)
+		}
+		if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", l.Attrs().Name, err))
+		}
+	}
+	return nsErr, errors.Join(errs...)
 }
 
 // delVeths deletes the veths listed by h that match (all if match is nil).
