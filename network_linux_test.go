@@ -126,6 +126,7 @@ func (e *netEnv) assertNoContainerLeftovers() {
 	}
 	ents, _ := os.ReadDir(berth.NetnsDir(e.rt))
 	assert.Empty(t, ents, "netns files left")
+	assertThreadsInHostNetns(t)
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	require.NoError(t, err)
 	assert.NotContains(t, string(mi), berth.NetnsDir(e.rt), "netns mounts left")
@@ -191,6 +192,48 @@ func (e *netEnv) output(spec berth.Spec) (int, string) {
 	require.NoError(e.t, err)
 	require.NoError(e.t, c.Remove(e.ctx))
 	return code, out.String()
+}
+
+// hostNetns is the network namespace this test binary started in, read
+// while it had one thread.
+var hostNetns, _ = os.Readlink("/proc/thread-self/ns/net")
+
+// assertThreadsInHostNetns checks that no thread of this process was left
+// in another network namespace (a container's, which it would keep
+// alive after the container's removal).
+func assertThreadsInHostNetns(t *testing.T) {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	for _, task := range tasks {
+		ns, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		assert.Equal(t, hostNetns, ns, "thread %s is in another network namespace", task.Name())
+	}
+}
+
+// Forking into a container's namespaces (run, exec) happens on a thread
+// that joins them and then ends; none may stay behind in them, holding a
+// removed container's namespace. (Go cannot end the main thread: it
+// parked it for ever, in the namespace, until this was fixed.)
+func TestNoThreadStaysInContainerNetns(t *testing.T) {
+	e := newNetEnv(t)
+	for range 6 {
+		c := e.start(berth.Spec{Cmd: []string{"sleep", "600"}})
+		for range 3 {
+			p, err := c.Exec(e.ctx, berth.ExecSpec{Cmd: []string{"true"}})
+			require.NoError(t, err)
+			code, err := p.Wait(e.ctx)
+			require.NoError(t, err)
+			require.Equal(t, 0, code)
+		}
+		require.NoError(t, c.Remove(e.ctx, berth.RemoveForce()))
+		code, out := e.output(berth.Spec{Cmd: []string{"true"}})
+		require.Equal(t, 0, code, out)
+	}
+	e.assertNoContainerLeftovers()
 }
 
 // httpd is the command of a container serving "hello from NAME" on port 80.
