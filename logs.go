@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -124,7 +125,7 @@ func (c *Container) LogEntries(ctx context.Context, opts LogsOptions, fn func(Lo
 	if s.driver == LogDriverNone {
 		return errdefs.New(errdefs.ErrNotSupported, fmt.Sprintf("container %s: configured logging driver does not support reading", c.rec.Name))
 	}
-	lr := &logReader{c: c, opts: opts, fn: fn, path: c.rt.containerLogPath(c.rec.ID)}
+	lr := &logReader{c: c, opts: opts, fn: fn, path: c.rt.containerLogPath(c.rec.ID), maxFiles: s.maxFiles}
 	if err := lr.run(ctx); !errors.Is(err, errUntil) {
 		return err
 	}
@@ -137,6 +138,9 @@ type logReader struct {
 	opts LogsOptions
 	fn   func(LogEntry) error
 	path string
+	// maxFiles is the log configuration's max-file: how many names a
+	// rotation uses.
+	maxFiles int
 
 	cur     *os.File      // the file being read; with Follow, the one followed
 	br      *bufio.Reader // reads cur
@@ -338,10 +342,19 @@ func (lr *logReader) follow(ctx context.Context) error {
 			return err
 		}
 		if len(newer) > 0 {
-			// Rotated: read the files that followed ours, and follow
-			// the current one.
+			// Rotated: finish ours (written to between the drain above
+			// and the rotation), read the files that followed it, and
+			// follow the current one.
 			if lr.cur != nil {
+				err := lr.drain()
 				lr.cur.Close()
+				if err != nil {
+					lr.cur = nil
+					for _, f := range newer {
+						f.Close()
+					}
+					return err
+				}
 			}
 			for i, f := range newer {
 				lr.cur = f
@@ -377,6 +390,12 @@ func (lr *logReader) follow(ctx context.Context) error {
 // first, the current one last; none when it is still the current one.
 // A file that was rotated away entirely (past max-file) makes every file
 // newer.
+//
+// The names are tried from the newest (the current file) to the oldest
+// while the writer may rotate: a rotation only ever moves a file to an
+// older name, one step at a time, so no file newer than ours can slip
+// past the probes, and each file is first met in order, newest first.
+// (Tried oldest first, a rotation between two probes hid a whole file.)
 func (lr *logReader) newerFiles() ([]*os.File, error) {
 	var cur os.FileInfo
 	if lr.cur != nil {
@@ -385,30 +404,37 @@ func (lr *logReader) newerFiles() ([]*os.File, error) {
 			return nil, err
 		}
 	}
-	var files []*os.File
+	var files []*os.File // newest first
 	var infos []os.FileInfo
-	for _, p := range logFiles(lr.path) {
+probe:
+	for i := 0; i < max(lr.maxFiles, 1); i++ {
+		p := lr.path
+		if i > 0 {
+			p = rotatedLog(lr.path, i)
+		}
 		f, err := os.Open(p)
 		if err != nil {
-			continue // rotated away meanwhile
+			continue // rotated meanwhile, or not there yet
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
 			continue
 		}
+		if cur != nil && os.SameFile(cur, fi) {
+			f.Close()
+			break // ours: the rest is older
+		}
+		for _, seen := range infos {
+			if os.SameFile(seen, fi) {
+				f.Close()
+				continue probe // met again under an older name
+			}
+		}
 		files, infos = append(files, f), append(infos, fi)
 	}
-	ours := -1
-	for i, fi := range infos {
-		if cur != nil && os.SameFile(cur, fi) {
-			ours = i
-		}
-	}
-	for _, f := range files[:ours+1] {
-		f.Close()
-	}
-	return files[ours+1:], nil
+	slices.Reverse(files)
+	return files, nil
 }
 
 // containerLive reports whether container id runs or will run again
