@@ -66,7 +66,11 @@ func TestStatsAndUpdate(t *testing.T) {
 	if !s2.Running || s2.CPUNanos <= s1.CPUNanos || s2.SystemNanos <= s1.SystemNanos || s2.OnlineCPUs < 1 {
 		t.Fatalf("cpu: %+v then %+v", s1, s2)
 	}
-	if p := s2.CPUPercent(s1); p <= 0 || p > float64(100*s2.OnlineCPUs) {
+	// The machine's CPU time comes from /proc/stat in 10 ms ticks, so over
+	// this short interval the percentage is off by up to a tick per CPU
+	// at each end (docker's has the same error): a quarter over the
+	// full use of every CPU is allowed.
+	if p := s2.CPUPercent(s1); p <= 0 || p > 1.25*float64(100*s2.OnlineCPUs) {
 		t.Errorf("cpu percent %f", p)
 	}
 	if s2.MemoryUsage == 0 || s2.MemoryLimit != 64<<20 || s2.MemoryPercent() <= 0 || s2.MemoryPercent() > 100 {
