@@ -236,8 +236,14 @@ func NewNetns(ctx context.Context, path string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, err := newNetns(path)
-	return err
+	h, err := newNetns(path)
+	if err != nil {
+		return err
+	}
+	// The handle's socket was opened in the namespace, and keeps it
+	// alive until closed.
+	h.Close()
+	return nil
 }
 
 // RemoveNetns unmounts and deletes the namespace file at path. Missing or

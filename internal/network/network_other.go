@@ -18,6 +18,8 @@ func (m *Manager) attach(context.Context, AttachRequest) (*Endpoint, error) {
 
 type nsHandle struct{}
 
+func (*nsHandle) Close() {}
+
 func newNetns(string) (*nsHandle, error)     { return nil, errdefs.ErrNotSupported }
 func removeNetns(string) error               { return errdefs.ErrNotSupported }
 func interfaces(string) ([]Interface, error) { return nil, errdefs.ErrNotSupported }
