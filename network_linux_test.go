@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -234,6 +235,35 @@ func TestNoThreadStaysInContainerNetns(t *testing.T) {
 		require.Equal(t, 0, code, out)
 	}
 	e.assertNoContainerLeftovers()
+}
+
+// A program that runs containers on bridge networks keeps no descriptor of
+// theirs: a socket left open in a container's network namespace (until
+// the garbage collector closed it) kept the namespace alive after the
+// removal, and the removal then waited for the veths in vain.
+func TestBridgeRunsLeaveNoDescriptors(t *testing.T) {
+	e := newNetEnv(t)
+	e.output(berth.Spec{Cmd: []string{"true"}})      // the bridge and the table exist
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no finalizer closes a leaked file
+	before := openFds(t)
+	for range 5 {
+		code, out := e.output(berth.Spec{Cmd: []string{"true"}})
+		require.Equal(t, 0, code, out)
+	}
+	assert.Equal(t, before, openFds(t), "descriptors of this process")
+}
+
+// openFds lists this process's open descriptors with what they are.
+func openFds(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	var out []string
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+" "+l)
+	}
+	return out
 }
 
 // httpd is the command of a container serving "hello from NAME" on port 80.
