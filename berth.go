@@ -34,6 +34,7 @@ type options struct {
 	cgroupParent string
 	registry     registryOptions // registry.go
 	maxLayerSize int64           // uncompressed bytes per layer; 0: archive's default
+	exitsSoon    bool            // WithShortLivedProcess
 }
 
 // Option configures Open.
@@ -58,6 +59,16 @@ func WithCgroupParent(path string) Option { return func(o *options) { o.cgroupPa
 // a decompression bomb, is refused with an ErrInvalid error before more
 // than that is written. Default: 1 TiB (internal/archive.DefaultMaxSize).
 func WithMaxLayerSize(bytes int64) Option { return func(o *options) { o.maxLayerSize = bytes } }
+
+// WithShortLivedProcess tells the runtime that the program exits soon
+// after its containers end, as a command line does. Removing a container
+// from a bridge network then leaves its veth pair to the kernel's clean-up
+// of the container's network namespace, and waits until the kernel
+// announces it gone (~13 ms here), instead of deleting it with a request
+// that returns at once but keeps a thread in the kernel for ~20 ms more,
+// which the program's exit would wait for. Either way nothing of the
+// network is left when a removal returns. The CLI sets it.
+func WithShortLivedProcess() Option { return func(o *options) { o.exitsSoon = true } }
 
 func makeOptions(opts []Option) (options, error) {
 	o := options{root: os.Getenv("BERTH_ROOT"), runRoot: os.Getenv("BERTH_RUNROOT")}

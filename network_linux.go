@@ -36,7 +36,7 @@ import (
 
 // netManager returns the network plumbing of the store.
 func (r *Runtime) netManager() (*network.Manager, error) {
-	return network.New(network.Config{Table: r.nftTableName(), StateDir: r.networksDir()})
+	return network.New(network.Config{Table: r.nftTableName(), StateDir: r.networksDir(), LeaveVethsToKernel: r.opts.exitsSoon})
 }
 
 // bridgeAliasPrefix labels berth's bridges with the root of their store,

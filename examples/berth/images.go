@@ -571,7 +571,8 @@ func (g *globals) open(ctx context.Context) (*berth.Runtime, error) {
 	if g.rt != nil {
 		return g.rt, nil
 	}
-	var opts []berth.Option
+	// Each command is a process of its own that exits when done.
+	opts := []berth.Option{berth.WithShortLivedProcess()}
 	if g.root != "" {
 		opts = append(opts, berth.WithRoot(g.root))
 	}

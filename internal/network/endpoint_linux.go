@@ -153,10 +153,9 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 			errs = append(errs, err)
 		}
 	}
-	// The veths go with the namespace: the kernel destroys it on a worker
-	// of its own once the mount is gone, and this waits only until the
-	// host's side of each is announced deleted. nft work runs meanwhile,
-	// on the caller's thread and namespace.
+	// Deleting the veths, unmounting the namespace and deleting nft
+	// objects each wait on the kernel: do them at once. The nft work
+	// stays on the caller's thread and namespace.
 	var wg sync.WaitGroup
 	var vethErr, nsErr error
 	if h != nil {
@@ -166,7 +165,14 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 		if err != nil {
 			sock = nil
 		}
-		wg.Go(func() { nsErr, vethErr = dropNetns(h, sock, path, vethAlias(id)) })
+		if m.dropNetns {
+			wg.Go(func() { nsErr, vethErr = dropNetns(h, sock, path, vethAlias(id)) })
+		} else {
+			// h's socket is bound to (and keeps alive) the namespace
+			// whatever thread runs it, so the mount can go meanwhile.
+			wg.Go(func() { vethErr = delVethsUntilGone(h, sock) })
+			wg.Go(func() { nsErr = removeNetns(path) })
+		}
 	} else if path != "" {
 		wg.Go(func() { nsErr = removeNetns(path) })
 	}
@@ -196,6 +202,82 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 	return errors.Join(errs...)
 }
 
+// delVethsUntilGone deletes every veth of the namespace of h (its peers
+// on the host go with them) and returns once the host's side of each is
+// gone. It closes h and sock, a socket subscribed to the link
+// notifications of the peers' namespace (nil if there is none).
+//
+// The kernel unlists a deleted link and announces it (RTM_DELLINK) at
+// once, but the request returns only after an rcu_barrier (~20 ms) that
+// frees it. So the host's link notifications are watched, and this
+// returns when every peer was announced deleted, while the request
+// finishes the kernel's cleanup on its own goroutine. Without the
+// notifications (a socket error, or a queue overflow on a busy host) it
+// waits for the request.
+func delVethsUntilGone(h *netlink.Handle, sock *nl.NetlinkSocket) error {
+	if sock != nil {
+		defer sock.Close()
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		h.Close()
+		return err
+	}
+	var veths []netlink.Link
+	peers := map[int32]bool{}
+	for _, l := range links {
+		if l.Type() == "veth" {
+			veths = append(veths, l)
+			peers[int32(l.Attrs().ParentIndex)] = true
+		}
+	}
+	if len(veths) == 0 {
+		h.Close()
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer h.Close()
+		var errs []error
+		for _, l := range veths {
+			if err := h.LinkDel(l); err != nil && !isLinkNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", l.Attrs().Name, err))
+			}
+		}
+		done <- errors.Join(errs...)
+	}()
+	if sock == nil {
+		return <-done
+	}
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		for len(peers) > 0 {
+			msgs, _, err := sock.Receive()
+			if err != nil {
+				return // closed, or overflowed: wait for the request
+			}
+			for _, m := range msgs {
+				if m.Header.Type == unix.RTM_DELLINK && len(m.Data) >= unix.SizeofIfInfomsg {
+					delete(peers, nl.DeserializeIfInfomsg(m.Data).Index)
+				}
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		sock.Close()
+		<-gone
+		return err
+	case <-gone:
+		sock.Close()
+		if len(peers) > 0 {
+			return <-done
+		}
+		return nil
+	}
+}
+
 // netnsGoneWait bounds the wait for the kernel to destroy a released
 // namespace (normally one RCU grace period, 10-15 ms here) before the
 // veths it still holds are deleted one by one.
@@ -204,16 +286,16 @@ const netnsGoneWait = 250 * time.Millisecond
 // dropNetns removes the namespace mounted at path, whose netlink handle
 // is h, and returns once the host's side of each of its veths (labelled
 // alias) is gone. It closes h and sock, a socket subscribed to the link
-// notifications of the peers' namespace (nil if there is none).
+// notifications of the peers' namespace (nil if there is none). This is
+// release for a program about to exit (Config.LeaveVethsToKernel).
 //
-// Deleting a veth with a request returns only after an rcu_barrier in the
-// kernel (~20 ms here), and a process cannot exit while one of its threads
-// waits there. Unmounting the namespace leaves that to the kernel: its
-// last reference gone, a kernel worker unregisters its devices (a veth
-// takes its peer along) and announces each (RTM_DELLINK). If the
-// namespace lives on (a process still in it), the announcements do not
-// come (or the socket fails): the veths still there are deleted with
-// requests, as before.
+// delVethsUntilGone returns as soon as the veths are gone, but leaves a
+// request in the kernel (~20 ms) that a process cannot exit before.
+// Unmounting the namespace leaves the deletion to the kernel: its last
+// reference gone, a kernel worker unregisters its devices (a veth takes
+// its peer along) and announces each (RTM_DELLINK). If the namespace
+// lives on (a process still in it), the announcements do not come (or
+// the socket fails): the veths still there are deleted with requests.
 func dropNetns(h *netlink.Handle, sock *nl.NetlinkSocket, path, alias string) (nsErr, vethErr error) {
 	if sock != nil {
 		defer sock.Close()

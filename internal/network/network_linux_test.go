@@ -80,20 +80,24 @@ func uniq() string {
 	return hex.EncodeToString(b)
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, edits ...func(*Config)) *env {
 	host := testutil.EnterNetns(t)
 	lo, err := netlink.LinkByName("lo")
 	require.NoError(t, err)
 	require.NoError(t, netlink.LinkSetUp(lo))
-	return newEnvHere(t, host)
+	return newEnvHere(t, host, edits...)
 }
 
 // newEnvHere builds an env in the namespace the test goroutine is in.
-func newEnvHere(t *testing.T, host netns.NsHandle) *env {
+func newEnvHere(t *testing.T, host netns.NsHandle, edits ...func(*Config)) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	m, err := New(Config{Table: "berth-test-" + uniq(), StateDir: filepath.Join(dir, "networks")})
+	cfg := Config{Table: "berth-test-" + uniq(), StateDir: filepath.Join(dir, "networks")}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	m, err := New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, m.NAT().Delete(context.Background())) })
 	return &env{t: t, ctx: ctx, m: m, host: host, dir: dir,
@@ -597,8 +601,17 @@ func (e *env) nftState() (chains []string, owners []string) {
 	return chains, owners
 }
 
+// Both ways of releasing (veths deleted by requests, or left to the
+// kernel's clean-up of the namespace) leave nothing when they return.
 func TestReleaseRemovesEverything(t *testing.T) {
-	e := newEnv(t)
+	for _, leave := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LeaveVethsToKernel=%v", leave), func(t *testing.T) {
+			testReleaseRemovesEverything(t, newEnv(t, func(c *Config) { c.LeaveVethsToKernel = leave }))
+		})
+	}
+}
+
+func testReleaseRemovesEverything(t *testing.T, e *env) {
 	e.bridge("berth-tr", "10.88.0.0/16", false)
 	ep := e.attach("r1", "berth-tr", "80", "127.0.0.1::81/udp")
 	chains, owners := e.nftState()
