@@ -385,8 +385,8 @@ func (r *Runtime) repairLeftovers(ctx context.Context) {
 				continue
 			}
 		}
-		lk, ok, err := r.store.TryLockName("ctr-" + id)
-		if err != nil || !ok {
+		lk, ok := r.tryLockAwhile(id)
+		if !ok {
 			continue
 		}
 		st, err = r.readState(id)
@@ -399,6 +399,27 @@ func (r *Runtime) repairLeftovers(ctx context.Context) {
 			_ = r.releaseStopped(ctx, rec)
 		}
 		lk.Unlock()
+	}
+}
+
+// tryLockAwhile takes container id's lock if it is free now or within
+// 100 ms. A start killed mid-way leaves the lock to its child (the
+// container's init, which shares the starter's descriptors until it
+// execs) for the instant the child takes to die; someone really working
+// on the container holds it longer, and is left alone.
+func (r *Runtime) tryLockAwhile(id string) (*store.FileLock, bool) {
+	for i := 0; ; i++ {
+		lk, ok, err := r.store.TryLockName("ctr-" + id)
+		if err != nil {
+			return nil, false
+		}
+		if ok {
+			return lk, true
+		}
+		if i == 10 {
+			return nil, false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
