@@ -413,10 +413,18 @@ func (r *Runtime) tryLockAwhile(id string) (*store.FileLock, bool) {
 		if err != nil {
 			return nil, false
 		}
+		_, serr := os.Stat(r.containerDir(id))
+		gone := errors.Is(serr, os.ErrNotExist)
+		if ok && gone {
+			// Removed meanwhile: leave no lock file (as lockContainer).
+			lk.RemoveLock()
+			lk.Unlock()
+			return nil, false
+		}
 		if ok {
 			return lk, true
 		}
-		if i == 10 {
+		if i == 10 || gone {
 			return nil, false
 		}
 		time.Sleep(10 * time.Millisecond)
