@@ -125,12 +125,16 @@ func (w *BlobWriter) Commit(expected digest.Digest, size int64) (digest.Digest, 
 		return "", err
 	}
 	defer lk.Unlock()
+	// The lease first: a process killed after the rename leaves a stale
+	// lease that makes the next Open collect the blob, not an orphan
+	// that nothing points at.
+	if err := w.lease.add(got); err != nil {
+		os.Remove(name)
+		return "", err
+	}
 	if err := os.Rename(name, w.s.BlobPath(got)); err != nil {
 		os.Remove(name)
 		return "", fmt.Errorf("blob %s: %w", got, err)
-	}
-	if err := w.lease.add(got); err != nil {
-		return "", err
 	}
 	return got, nil
 }
@@ -169,12 +173,15 @@ func (s *Store) PutBlobBytes(lease *Lease, b []byte) (digest.Digest, error) {
 		return "", err
 	}
 	defer lk.Unlock()
+	if err := lease.add(d); err != nil { // first, as in Commit
+		return "", err
+	}
 	if !s.HasBlob(d) {
 		if err := WriteFile(s.BlobPath(d), b, 0o600, true); err != nil {
 			return "", err
 		}
 	}
-	return d, lease.add(d)
+	return d, nil
 }
 
 // DeleteBlob removes the blob d unless a live lease holds it; a missing
