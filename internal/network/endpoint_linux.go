@@ -166,7 +166,12 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 			sock = nil
 		}
 		if m.dropNetns {
-			wg.Go(func() { nsErr, vethErr = dropNetns(h, sock, path, vethAlias(id)) })
+			// Also opened here, for deleting what the kernel leaves.
+			host, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+			if err != nil {
+				host = nil
+			}
+			wg.Go(func() { nsErr, vethErr = dropNetns(h, host, sock, path, vethAlias(id)) })
 		} else {
 			// h's socket is bound to (and keeps alive) the namespace
 			// whatever thread runs it, so the mount can go meanwhile.
@@ -285,8 +290,9 @@ const netnsGoneWait = 250 * time.Millisecond
 
 // dropNetns removes the namespace mounted at path, whose netlink handle
 // is h, and returns once the host's side of each of its veths (labelled
-// alias) is gone. It closes h and sock, a socket subscribed to the link
-// notifications of the peers' namespace (nil if there is none). This is
+// alias) is gone. It closes h, host (a handle in the peers' namespace, or
+// nil) and sock, a socket subscribed to the link notifications of the
+// peers' namespace (nil if there is none). This is
 // release for a program about to exit (Config.LeaveVethsToKernel).
 //
 // delVethsUntilGone returns as soon as the veths are gone, but leaves a
@@ -296,9 +302,12 @@ const netnsGoneWait = 250 * time.Millisecond
 // its peer along) and announces each (RTM_DELLINK). If the namespace
 // lives on (a process still in it), the announcements do not come (or
 // the socket fails): the veths still there are deleted with requests.
-func dropNetns(h *netlink.Handle, sock *nl.NetlinkSocket, path, alias string) (nsErr, vethErr error) {
+func dropNetns(h, host *netlink.Handle, sock *nl.NetlinkSocket, path, alias string) (nsErr, vethErr error) {
 	if sock != nil {
 		defer sock.Close()
+	}
+	if host != nil {
+		defer host.Close()
 	}
 	links, err := h.LinkList()
 	h.Close()
@@ -334,16 +343,19 @@ func dropNetns(h *netlink.Handle, sock *nl.NetlinkSocket, path, alias string) (n
 			}
 		}
 	}
+	if len(peers) > 0 && host == nil {
+		return nsErr, errors.New("no netlink handle to delete the veths the kernel left")
+	}
 	var errs []error
 	for idx := range peers {
-		l, err := netlink.LinkByIndex(int(idx))
+		l, err := host.LinkByIndex(int(idx))
 		if err != nil && !isLinkNotFound(err) {
 			errs = append(errs, fmt.Errorf("veth %d: %w", idx, err))
 		}
 		if err != nil || l.Attrs().Alias != alias {
 			continue // gone (and its index not yet taken again)
 		}
-		if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+		if err := host.LinkDel(l); err != nil && !isLinkNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete %s: %w", l.Attrs().Name, err))
 		}
 	}
