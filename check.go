@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -365,12 +364,8 @@ func (c *checker) checkLayers(ctx context.Context) error {
 // linkInUse reports whether the l/ entry name is the link of a stored
 // layer, or of one being created (under its layer lock) right now.
 func (c *checker) linkInUse(name, target string, have map[digest.Digest]bool) bool {
-	hex, ok := strings.CutSuffix(strings.TrimPrefix(target, filepath.Join("..", "layers")+"/"), "/diff")
+	chain, ok := store.LinkedLayer(name, target)
 	if !ok {
-		return false
-	}
-	chain := digest.NewDigestFromEncoded(digest.SHA256, hex)
-	if chain.Validate() != nil || !strings.HasPrefix(hex, name) {
 		return false
 	}
 	if have[chain] {
@@ -378,7 +373,7 @@ func (c *checker) linkInUse(name, target string, have map[digest.Digest]bool) bo
 	}
 	// A creator makes the link before it renames the layer into place,
 	// holding the layer's lock.
-	lk, err := c.r.store.LockName("layer-" + hex)
+	lk, err := c.r.store.LockName("layer-" + chain.Encoded())
 	if err != nil {
 		return true
 	}

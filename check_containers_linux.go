@@ -413,8 +413,7 @@ func (r *Runtime) tryLockAwhile(id string) (*store.FileLock, bool) {
 		if err != nil {
 			return nil, false
 		}
-		_, serr := os.Stat(r.containerDir(id))
-		gone := errors.Is(serr, os.ErrNotExist)
+		gone := r.containerGone(id)
 		if ok && gone {
 			// Removed meanwhile: leave no lock file (as lockContainer).
 			lk.RemoveLock()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-run/berth/internal/errdefs"
@@ -322,8 +323,11 @@ func (r *Runtime) cgroupPath(spec *Spec, id string) string {
 // initBinary is the program --init bind-mounts into the container as its
 // PID 1: this program itself, which then acts as the reaper. It runs in
 // the container's root, without the host's libraries, so it must be
-// statically linked (Go builds with CGO_ENABLED=0 are).
-func initBinary() (string, error) {
+// statically linked (Go builds with CGO_ENABLED=0 are). Found once: the
+// binary does not change while it runs.
+var initBinary = sync.OnceValues(findInitBinary)
+
+func findInitBinary() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("--init: finding this program's binary: %w", err)

@@ -53,12 +53,17 @@ func (r *Runtime) run(ctx context.Context, spec Spec, opts ...RunOption) (*Conta
 // the state changes of start, finalize, stop and remove.
 func (r *Runtime) lockContainer(id string) (*store.FileLock, error) {
 	lk, err := r.store.LockName("ctr-" + id)
-	if err == nil {
-		if _, serr := os.Stat(r.containerDir(id)); errors.Is(serr, os.ErrNotExist) {
-			lk.RemoveLock() // no such container (any more): leave no lock file behind
-		}
+	if err == nil && r.containerGone(id) {
+		lk.RemoveLock() // no such container (any more): leave no lock file behind
 	}
 	return lk, err
+}
+
+// containerGone reports whether container id's directory is gone: a lock
+// taken for it then removes its file.
+func (r *Runtime) containerGone(id string) bool {
+	_, err := os.Stat(r.containerDir(id))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 func (c *Container) start(ctx context.Context, opts ...RunOption) error {

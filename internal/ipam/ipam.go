@@ -286,10 +286,9 @@ func (p *Pool) update(ctx context.Context, fn func(*state) (bool, error)) error 
 	defer lk.Unlock()
 	// A writer killed between its temp file and the rename left the temp
 	// file; under the lock every one is such a leftover.
-	if stale, _ := filepath.Glob(filepath.Join(p.dir, ".leases-*")); len(stale) > 0 {
-		for _, f := range stale {
-			_ = os.Remove(f)
-		}
+	stale, _ := filepath.Glob(filepath.Join(p.dir, ".leases-*"))
+	for _, f := range stale {
+		_ = os.Remove(f)
 	}
 	st, err := p.load()
 	if err != nil {

@@ -165,7 +165,7 @@ func (m *Manager) release(ctx context.Context, id, path string) error {
 		if err != nil {
 			sock = nil
 		}
-		if m.dropNetns {
+		if m.leaveVethsToKernel {
 			// Also opened here, for deleting what the kernel leaves.
 			host, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 			if err != nil {

@@ -47,8 +47,8 @@ type Config struct {
 
 // Manager sets up the networks of one store. It holds no open resources.
 type Manager struct {
-	nat       *portmap.Table
-	dropNetns bool // Config.LeaveVethsToKernel
+	nat                *portmap.Table
+	leaveVethsToKernel bool
 }
 
 // New returns the Manager of a store.
@@ -60,7 +60,7 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{nat: t, dropNetns: cfg.LeaveVethsToKernel}, nil
+	return &Manager{nat: t, leaveVethsToKernel: cfg.LeaveVethsToKernel}, nil
 }
 
 // NAT returns the store's nftables table (for inspecting published ports,

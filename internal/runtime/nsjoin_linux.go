@@ -141,32 +141,33 @@ func startProcess(joins []nsJoin, join func() error, keep bool, path string, arg
 		}
 		return p, nil, nil // nothing to release: the thread stays
 	}
-	f := &forker{release: make(chan struct{})}
 	ch := make(chan forkResult, 1)
 	if len(joins) == 0 && join == nil {
 		go func() {
 			p, err := os.StartProcess(path, argv, attr)
 			ch <- forkResult{p, err}
 		}()
-	} else {
-		goTainted(func() {
-			var err error
-			if join != nil {
-				err = join()
-			} else {
-				err = joinNamespaces(joins)
-			}
-			if err != nil {
-				ch <- forkResult{err: err}
-				return
-			}
-			p, err := os.StartProcess(path, argv, attr)
-			ch <- forkResult{p, err}
-			if err == nil {
-				<-f.release
-			}
-		})
+		r := <-ch
+		return r.p, nil, r.err // nothing to release: the thread was not held
 	}
+	f := &forker{release: make(chan struct{})}
+	goTainted(func() {
+		var err error
+		if join != nil {
+			err = join()
+		} else {
+			err = joinNamespaces(joins)
+		}
+		if err != nil {
+			ch <- forkResult{err: err}
+			return
+		}
+		p, err := os.StartProcess(path, argv, attr)
+		ch <- forkResult{p, err}
+		if err == nil {
+			<-f.release
+		}
+	})
 	r := <-ch
 	if r.err != nil {
 		return nil, nil, r.err

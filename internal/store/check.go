@@ -123,6 +123,18 @@ func LinkTarget(chainID digest.Digest) string {
 	return filepath.Join("..", "layers", chainID.Encoded(), "diff")
 }
 
+// LinkedLayer is the chain ID of the layer that the l/ entry name, whose
+// target is target, is the link of; ok is false when it is no layer's
+// link (LinkTarget's inverse).
+func LinkedLayer(name, target string) (chainID digest.Digest, ok bool) {
+	hex, ok := strings.CutSuffix(strings.TrimPrefix(target, filepath.Join("..", "layers")+"/"), "/diff")
+	if !ok || !strings.HasPrefix(hex, name) {
+		return "", false
+	}
+	chainID = digest.NewDigestFromEncoded(digest.SHA256, hex)
+	return chainID, chainID.Validate() == nil
+}
+
 // RelinkLayer makes the l/ link of a stored layer point at it again.
 func (s *Store) RelinkLayer(chainID digest.Digest) error {
 	if _, err := s.GetLayer(chainID); err != nil {
@@ -265,10 +277,11 @@ func (s *Store) cleanDanglingLinks() error {
 		return err
 	}
 	for name, target := range links {
-		hex, ok := strings.CutSuffix(strings.TrimPrefix(target, filepath.Join("..", "layers")+"/"), "/diff")
-		if !ok || !strings.HasPrefix(hex, name) || digest.NewDigestFromEncoded(digest.SHA256, hex).Validate() != nil {
+		chainID, ok := LinkedLayer(name, target)
+		if !ok {
 			continue // not a layer link: Check reports it
 		}
+		hex := chainID.Encoded()
 		if _, err := os.Lstat(filepath.Join(s.root, "layers", hex)); err == nil {
 			continue
 		}
